@@ -1,0 +1,173 @@
+"""Peak memory of a process tree plus the shared memory it holds, sampled from outside.
+
+What one sample counts:
+
+- every process of the tree: the child, its descendants (re-scanned each sample, since
+  engines fork workers and actors) and every process still in the child's session (Ray's
+  workers are re-parented to init when their raylet dies, but keep the session);
+- of each process its unique memory (USS: private clean + private dirty pages, from
+  ``/proc/<pid>/smaps_rollup``), less its private pages of files under ``/dev/shm``;
+- plus what ``/dev/shm`` holds beyond the baseline taken before the child started, from
+  ``statvfs``. ``statvfs`` rather than summing file sizes: Ray's plasma store maps a
+  ``/dev/shm`` file it has already unlinked, invisible to a directory walk.
+
+Shared-memory pages are counted once, on the ``/dev/shm`` side: a block file that only one
+process maps shows up as that process's private pages, which is why they are subtracted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+SHM_DIR = "/dev/shm"
+SAMPLE_INTERVAL_S = 0.05
+_HEX = b"0123456789abcdef"
+
+
+def shm_used_bytes() -> int:
+    """Return the bytes in use on the ``/dev/shm`` filesystem (0 where there is none)."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return 0
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def session_pids(root_pid: int) -> set[int]:
+    """Return ``root_pid``, its descendants and the processes of the session it leads."""
+    pids = {root_pid}
+    try:
+        pids.update(p.pid for p in psutil.Process(root_pid).children(recursive=True))
+    except psutil.Error:
+        pass
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == root_pid:
+                pids.add(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def _kib_field(text: bytes, key: bytes) -> int:
+    start = text.find(key)
+    if start < 0:
+        return 0
+    end = text.find(b"kB", start)
+    return int(text[start + len(key) : end])
+
+
+def _private_shm_bytes(pid: int) -> int:
+    """Private pages of ``/dev/shm`` mappings (counted on the shared-memory side instead)."""
+    total_kib = 0
+    in_shm = False
+    with open(f"/proc/{pid}/smaps", "rb") as f:
+        for line in f:
+            if line[:1] in _HEX:
+                in_shm = b" /dev/shm/" in line
+            elif in_shm and line.startswith(b"Private_"):
+                total_kib += int(line.split()[1])
+    return total_kib * 1024
+
+
+def process_bytes(pid: int) -> int:
+    """Return the unique memory of ``pid`` outside ``/dev/shm`` (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            rollup = f.read()
+        uss = (_kib_field(rollup, b"Private_Clean:") + _kib_field(rollup, b"Private_Dirty:")) * 1024
+        with open(f"/proc/{pid}/status", "rb") as f:
+            has_shmem = _kib_field(f.read(), b"RssShmem:") > 0
+        return uss - _private_shm_bytes(pid) if has_shmem else uss
+    except (OSError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    processes: int
+    process_bytes: int
+    shm_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.process_bytes + self.shm_bytes
+
+
+def sample_tree(root_pid: int, shm_baseline: int, pids: set[int] | None = None) -> MemorySample:
+    """Take one sample of the tree rooted at ``root_pid`` (``pids``: already scanned)."""
+    if pids is None:
+        pids = session_pids(root_pid)
+    procs = sum(process_bytes(pid) for pid in pids)
+    return MemorySample(len(pids), procs, max(0, shm_used_bytes() - shm_baseline))
+
+
+class PeakMemorySampler:
+    """Samples a process tree every ~50 ms on a daemon thread; keeps the peak in a window.
+
+    The window is opened and closed by whoever watches the child's markers (``READY`` and
+    ``DONE``); samples outside it (engine start-up, shutdown) are not counted. Every process
+    of the tree seen at any time is kept in ``seen`` (pid -> start time) so that leftovers
+    can be found after the child exits.
+    """
+
+    def __init__(self, root_pid: int, shm_baseline: int, interval_s: float = SAMPLE_INTERVAL_S):
+        self._root = root_pid
+        self._shm_baseline = shm_baseline
+        self._interval = interval_s
+        self._lock = threading.Lock()
+        self._in_window = False
+        self._stop = threading.Event()
+        self.peak: MemorySample | None = None
+        self.samples = 0
+        self.seen: dict[int, float] = {}
+        self._thread = threading.Thread(target=self._loop, name="bench-memory", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def open_window(self) -> None:
+        with self._lock:
+            self._in_window = True
+        self._record()
+
+    def close_window(self) -> None:
+        self._record()
+        with self._lock:
+            self._in_window = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _remember(self, pids: set[int]) -> None:
+        for pid in pids - self.seen.keys():
+            try:
+                self.seen[pid] = psutil.Process(pid).create_time()
+            except psutil.Error:
+                continue
+
+    def _record(self) -> None:
+        pids = session_pids(self._root)
+        with self._lock:
+            self._remember(pids)
+            if not self._in_window:
+                return
+        sample = sample_tree(self._root, self._shm_baseline, pids)
+        with self._lock:
+            if not self._in_window:
+                return
+            self.samples += 1
+            if self.peak is None or sample.total_bytes > self.peak.total_bytes:
+                self.peak = sample
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            self._record()
+            self._stop.wait(max(0.0, self._interval - (time.perf_counter() - started)))

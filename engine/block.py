@@ -1,0 +1,281 @@
+"""Blocks and batches (a leaf module: imports nothing of the engine).
+
+A block is a ``pyarrow.Table``. User functions see batches in the format they ask for
+("default"/"numpy": dict of numpy arrays, "pandas", "pyarrow"); conversions happen here,
+at the edge, and are zero-copy wherever Arrow allows. N-d numpy columns round-trip through
+Arrow's fixed-shape tensor extension type.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Block = pa.Table
+BatchFormat = Literal["default", "numpy", "pandas", "pyarrow"]
+BATCH_FORMATS = ("default", "numpy", "pandas", "pyarrow")
+
+
+@dataclass(frozen=True)
+class BlockMetadata:
+    """What is known about a block without reading it."""
+
+    num_rows: int
+    size_bytes: int
+    schema: pa.Schema | None = None
+    input_files: tuple[str, ...] = field(default=())
+
+
+def metadata_of(table: pa.Table, input_files: tuple[str, ...] = ()) -> BlockMetadata:
+    """Return the metadata of an in-memory block."""
+    return BlockMetadata(table.num_rows, table.nbytes, table.schema, input_files)
+
+
+def validate_batch_format(batch_format: str | None) -> str:
+    """Return the canonical batch format name, raising ``ValueError`` on an unknown one."""
+    if batch_format is None:
+        return "pyarrow"
+    if batch_format not in BATCH_FORMATS:
+        raise ValueError(
+            f"batch_format must be one of {list(BATCH_FORMATS)} or None, got {batch_format!r}"
+        )
+    return "numpy" if batch_format == "default" else batch_format
+
+
+# ---------------------------------------------------------------- columns <-> numpy
+
+
+def _is_tensor_type(typ: pa.DataType) -> bool:
+    return isinstance(typ, pa.FixedShapeTensorType)
+
+
+def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Convert one column to numpy, zero-copy for single-chunk primitives without nulls."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if _is_tensor_type(column.type):
+        return column.to_numpy_ndarray()  # type: ignore[no-any-return]
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or \
+            pa.types.is_fixed_size_list(column.type):
+        return _list_column_to_numpy(column)
+    return column.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _list_column_to_numpy(column: pa.Array) -> np.ndarray:
+    values = column.to_pylist()
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = None if v is None else np.asarray(v)
+    return out
+
+
+def numpy_to_column(values: Any, name: str = "") -> pa.Array:
+    """Convert a numpy array (or list) to an Arrow array; n-d arrays become tensors."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    if not isinstance(values, np.ndarray):
+        if isinstance(values, collections.abc.Sequence) and not isinstance(values, (str, bytes)):
+            if values and all(isinstance(v, np.ndarray) for v in values):
+                return _ndarrays_to_column(list(values), name)
+            try:
+                return pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+                raise TypeError(f"column {name!r}: cannot convert values to Arrow: {exc}") \
+                    from exc
+        values = np.asarray(values)
+    if values.ndim > 1:
+        if not values.flags.c_contiguous:
+            values = np.ascontiguousarray(values)
+        return pa.FixedShapeTensorArray.from_numpy_ndarray(values)
+    if values.dtype == object and len(values) and all(isinstance(v, np.ndarray) for v in values):
+        return _ndarrays_to_column(list(values), name)
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise TypeError(f"column {name!r}: cannot convert values to Arrow: {exc}") from exc
+
+
+def _ndarrays_to_column(arrays: list[np.ndarray], name: str) -> pa.Array:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1 and arrays[0].ndim >= 1:
+        return pa.FixedShapeTensorArray.from_numpy_ndarray(np.stack(arrays))
+    try:  # ragged: a list column of flattened values is the best Arrow offers
+        return pa.array([a.tolist() for a in arrays])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise TypeError(f"column {name!r}: cannot convert ragged arrays: {exc}") from exc
+
+
+# ---------------------------------------------------------------- table <-> batches
+
+
+def table_to_batch(table: pa.Table, batch_format: str) -> Any:
+    """Convert a block to the batch format a UDF asked for."""
+    fmt = validate_batch_format(batch_format)
+    if fmt == "pyarrow":
+        return table
+    if fmt == "numpy":
+        return {name: column_to_numpy(table.column(i)) for i, name in
+                enumerate(table.column_names)}
+    return table_to_pandas(table)
+
+
+def table_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Convert a block to pandas; tensor columns become object columns of ndarrays."""
+    import pandas as pd
+
+    if not any(_is_tensor_type(f.type) for f in table.schema):
+        return table.to_pandas()
+    data = {}
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if _is_tensor_type(col.type):
+            arr = column_to_numpy(col)
+            obj = np.empty(len(arr), dtype=object)
+            for j in range(len(arr)):
+                obj[j] = arr[j]
+            data[name] = obj
+        else:
+            data[name] = col.to_pandas()
+    return pd.DataFrame(data)
+
+
+def batch_to_table(batch: Any, udf_name: str = "the function") -> pa.Table:
+    """Convert a UDF's returned batch to a block, or raise ``TypeError`` naming the UDF."""
+    if isinstance(batch, pa.Table):
+        return batch
+    if isinstance(batch, pa.RecordBatch):
+        return pa.Table.from_batches([batch])
+    if isinstance(batch, collections.abc.Mapping):
+        return columns_to_table(batch, udf_name)
+    if type(batch).__module__.startswith("pandas") and type(batch).__name__ == "DataFrame":
+        return pandas_to_table(batch)
+    raise TypeError(
+        f"{udf_name} must return a batch: a dict of column name to numpy array, a "
+        f"pandas.DataFrame or a pyarrow.Table; got {type(batch).__name__}"
+    )
+
+
+def columns_to_table(columns: collections.abc.Mapping[str, Any],
+                     udf_name: str = "the function") -> pa.Table:
+    """Build a block from a mapping of column name to array-like."""
+    arrays = []
+    names = []
+    length = None
+    for name, values in columns.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{udf_name} returned a batch with a non-string column name {name!r}")
+        if np.isscalar(values) or values is None:
+            raise TypeError(
+                f"{udf_name} returned column {name!r} as a scalar ({type(values).__name__}); "
+                "every column of a batch must be an array or list"
+            )
+        arr = numpy_to_column(values, name)
+        if length is None:
+            length = len(arr)
+        elif len(arr) != length:
+            raise ValueError(
+                f"{udf_name} returned columns of different lengths: {names[0]!r} has "
+                f"{length} rows, {name!r} has {len(arr)}"
+            )
+        arrays.append(arr)
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def pandas_to_table(df: pd.DataFrame) -> pa.Table:
+    """Convert a DataFrame to a block; object columns of equal-shape ndarrays become tensors."""
+    tensor_cols = [c for c in df.columns if df[c].dtype == object and len(df)
+                   and isinstance(df[c].iloc[0], np.ndarray)]
+    if not tensor_cols:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    plain = df.drop(columns=tensor_cols)
+    table = pa.Table.from_pandas(plain, preserve_index=False) if len(plain.columns) else None
+    cols = {}
+    for c in df.columns:
+        if c in tensor_cols:
+            cols[str(c)] = numpy_to_column(list(df[c].values), str(c))
+        else:
+            assert table is not None
+            cols[str(c)] = table.column(str(c))
+    return pa.Table.from_arrays(list(cols.values()), names=list(cols.keys()))
+
+
+# ---------------------------------------------------------------- rows
+
+
+def table_to_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Return the rows of a block as dicts (tensor columns as ndarrays)."""
+    tensor_names = [f.name for f in table.schema if _is_tensor_type(f.type)]
+    if not tensor_names:
+        return table.to_pylist()  # type: ignore[no-any-return]
+    plain = table.drop_columns(tensor_names).to_pylist()
+    if not plain:
+        plain = [{} for _ in range(table.num_rows)]
+    tensors = {n: column_to_numpy(table.column(n)) for n in tensor_names}
+    order = table.column_names
+    rows = []
+    for i, row in enumerate(plain):
+        for n in tensor_names:
+            row[n] = tensors[n][i]
+        rows.append({k: row[k] for k in order})
+    return rows
+
+
+def rows_to_table(rows: list[Any], udf_name: str = "the function") -> pa.Table:
+    """Build a block from row dicts, or raise ``TypeError`` naming the UDF."""
+    if not rows:
+        return pa.table({})
+    names: dict[str, None] = {}
+    for row in rows:
+        if not isinstance(row, collections.abc.Mapping):
+            raise TypeError(f"{udf_name} must return a dict per row; got {type(row).__name__}")
+        for k in row:
+            names.setdefault(k, None)
+    columns = {n: [row.get(n) for row in rows] for n in names}
+    return columns_to_table(columns, udf_name)
+
+
+# ---------------------------------------------------------------- slicing and joining
+
+
+def concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate blocks, unifying schemas where columns differ in order or nullability."""
+    tables = [t for t in tables if t.num_columns or t.num_rows]
+    if not tables:
+        return pa.table({})
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid:
+        return pa.concat_tables(tables, promote_options="permissive")
+
+
+def single_chunk(table: pa.Table) -> pa.Table:
+    """Return ``table`` with one chunk per column (a copy only when it has several)."""
+    if all(c.num_chunks <= 1 for c in table.columns):
+        return table
+    return table.combine_chunks()
+
+
+def split_by_size(table: pa.Table, max_bytes: int) -> list[pa.Table]:
+    """Split a block into slices of at most about ``max_bytes`` each (zero-copy)."""
+    if table.nbytes <= max_bytes or table.num_rows <= 1:
+        return [table]
+    pieces = -(-table.nbytes // max_bytes)
+    rows = max(1, -(-table.num_rows // pieces))
+    return [table.slice(i, rows) for i in range(0, table.num_rows, rows)]
+
+
+def empty_table_like(schema: pa.Schema | None) -> pa.Table:
+    """Return an empty block with ``schema`` (or no columns)."""
+    if schema is None:
+        return pa.table({})
+    return schema.empty_table()

@@ -1,0 +1,564 @@
+"""Dataset: a lazy, distributed collection of rows (the central class of the API).
+
+Each transform returns a new ``Dataset`` with one more logical operator; nothing runs until
+a consuming call (``materialize``, ``iter_batches``, ``take``, ``count``, ``write_*``...),
+which optimizes the plan, lowers it to physical operators and streams it through the
+executor. Names, arguments and defaults follow ``ray.data.Dataset``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from engine import session
+from engine.block import concat_tables, table_to_pandas, table_to_rows, validate_batch_format
+from engine.compute import resolve_compute
+from engine.context import DataContext
+from engine.logical import operators as lo
+from engine.logical.optimizer import optimize
+from engine.logical.plan import LogicalPlan
+from engine.schema import Schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.physical.executor import StreamingExecutor
+
+
+def _udf_name(fn: Any) -> str:
+    if inspect.isclass(fn):
+        return fn.__name__
+    return str(getattr(fn, "__name__", type(fn).__name__))
+
+
+def _check_callable(fn: Any, what: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{what} needs a function or callable class; got {type(fn).__name__}")
+
+
+class Dataset:
+    """A lazy dataset. Build it with ``engine.range``, ``engine.read_*`` or ``from_*``."""
+
+    def __init__(self, plan: LogicalPlan) -> None:
+        self._plan = plan
+        self._last_executor: StreamingExecutor | None = None
+
+    def _with(self, op: lo.LogicalOperator) -> Dataset:
+        return Dataset(LogicalPlan(op))
+
+    @property
+    def _dag(self) -> lo.LogicalOperator:
+        return self._plan.dag
+
+    # =============================================================== transforms
+    def map_batches(self, fn: Any, *, batch_size: int | None | str = None,
+                    compute: Any = None, batch_format: str | None = "default",
+                    zero_copy_batch: bool = True, fn_args: Iterable[Any] | None = None,
+                    fn_kwargs: dict[str, Any] | None = None,
+                    fn_constructor_args: Iterable[Any] | None = None,
+                    fn_constructor_kwargs: dict[str, Any] | None = None,
+                    num_cpus: float | None = None, num_gpus: float | None = None,
+                    memory: float | None = None, concurrency: Any = None,
+                    max_retries: int | None = None, **ray_remote_args: Any) -> Dataset:
+        """Apply ``fn`` to batches of rows.
+
+        Args:
+            fn: A function ``batch -> batch`` (or yielding batches), or a callable class
+                whose instances are built once per actor (set ``concurrency``).
+            batch_size: Rows per batch; ``None`` (default) hands whole blocks.
+            batch_format: ``"default"``/``"numpy"`` (dict of arrays), ``"pandas"``,
+                ``"pyarrow"`` or ``None`` (pyarrow).
+            zero_copy_batch: Hand read-only zero-copy batches (default) instead of copies.
+            concurrency: ``n`` tasks at most for a function; ``n`` actors, or ``(min, max)``
+                for an autoscaling pool, for a callable class.
+            num_cpus, num_gpus, memory: Resources per task or actor.
+
+        Returns:
+            A new dataset. Example: ``ds.map_batches(lambda b: {"x": b["x"] * 2})``.
+        """
+        _check_callable(fn, "map_batches")
+        if batch_size == "auto" or batch_size == "default":
+            batch_size = None
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"map_batches: batch_size must be a positive int or None; got "
+                             f"{batch_size!r}")
+        validate_batch_format(batch_format)
+        if fn_constructor_args is not None and not inspect.isclass(fn):
+            raise ValueError("fn_constructor_args can only be given with a callable class")
+        strategy = resolve_compute(fn, compute, concurrency)
+        return self._with(lo.MapBatches(
+            self._dag, fn=fn, batch_size=batch_size, batch_format=batch_format or "pyarrow",
+            zero_copy_batch=zero_copy_batch, fn_args=tuple(fn_args or ()),
+            fn_kwargs=dict(fn_kwargs or {}),
+            fn_constructor_args=tuple(fn_constructor_args or ()),
+            fn_constructor_kwargs=dict(fn_constructor_kwargs or {}), strategy=strategy,
+            cpus=1.0 if num_cpus is None else float(num_cpus),
+            gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory,
+            max_retries=max_retries, udf_name=_udf_name(fn)))
+
+    def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], *, compute: Any = None,
+            fn_args: Iterable[Any] | None = None, fn_kwargs: dict[str, Any] | None = None,
+            num_cpus: float | None = None, concurrency: Any = None,
+            **ray_remote_args: Any) -> Dataset:
+        """Apply ``fn`` to each row (a dict) and keep the dict it returns."""
+        _check_callable(fn, "map")
+        return self._with(lo.MapRows(self._dag, fn=fn, udf_name=_udf_name(fn),
+                                     fn_args=tuple(fn_args or ()),
+                                     fn_kwargs=dict(fn_kwargs or {}),
+                                     cpus=1.0 if num_cpus is None else float(num_cpus)))
+
+    def flat_map(self, fn: Callable[[dict[str, Any]], list[dict[str, Any]]], *,
+                 compute: Any = None, fn_args: Iterable[Any] | None = None,
+                 fn_kwargs: dict[str, Any] | None = None, num_cpus: float | None = None,
+                 concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
+        """Apply ``fn`` to each row and keep every row of the list it returns."""
+        _check_callable(fn, "flat_map")
+        return self._with(lo.FlatMap(self._dag, fn=fn, udf_name=_udf_name(fn),
+                                     fn_args=tuple(fn_args or ()),
+                                     fn_kwargs=dict(fn_kwargs or {}),
+                                     cpus=1.0 if num_cpus is None else float(num_cpus)))
+
+    def filter(self, fn: Callable[[dict[str, Any]], bool] | None = None, expr: Any = None,
+               *, compute: Any = None, num_cpus: float | None = None,
+               concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
+        """Keep rows for which ``fn(row)`` is true, or (vectorized) where ``expr`` is true.
+
+        Example: ``ds.filter(expr=col("score") > 0.5)``.
+        """
+        if (fn is None) == (expr is None):
+            raise ValueError("filter needs exactly one of fn or expr")
+        if isinstance(expr, str):
+            raise TypeError("filter(expr=...) takes an expression such as col('x') > 1, "
+                            "not a string")
+        if fn is not None:
+            _check_callable(fn, "filter")
+        return self._with(lo.Filter(self._dag, fn=fn, expr=expr,
+                                    udf_name=_udf_name(fn) if fn is not None else "expr",
+                                    cpus=1.0 if num_cpus is None else float(num_cpus)))
+
+    def limit(self, limit: int) -> Dataset:
+        """The first ``limit`` rows. Upstream work stops once they exist."""
+        if not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a non-negative int; got {limit!r}")
+        return self._with(lo.Limit(self._dag, limit))
+
+    # -- column operations ---------------------------------------------------------------
+    def select_columns(self, cols: list[str] | str, **_: Any) -> Dataset:
+        """Keep only ``cols``, in that order."""
+        cols = [cols] if isinstance(cols, str) else list(cols)
+        if len(set(cols)) != len(cols):
+            raise ValueError(f"select_columns: duplicate column names in {cols}")
+        return self._with(lo.Project(self._dag, select=tuple(cols)))
+
+    def drop_columns(self, cols: list[str] | str, **_: Any) -> Dataset:
+        """Remove ``cols``."""
+        cols = [cols] if isinstance(cols, str) else list(cols)
+        if len(set(cols)) != len(cols):
+            raise ValueError(f"drop_columns: duplicate column names in {cols}")
+        return self._with(lo.Project(self._dag, drop=tuple(cols)))
+
+    def rename_columns(self, names: dict[str, str] | list[str], **_: Any) -> Dataset:
+        """Rename columns with a dict ``{old: new}``, or give every column a new name."""
+        if isinstance(names, dict):
+            if len(set(names.values())) != len(names):
+                raise ValueError(f"rename_columns: new names must be unique; got {names}")
+            return self._with(lo.Project(self._dag, rename=tuple(names.items())))
+        if isinstance(names, list):
+            current = self.columns()
+            if len(names) != len(current):
+                raise ValueError(f"rename_columns: got {len(names)} names for "
+                                 f"{len(current)} columns {current}")
+            return self._with(lo.Project(self._dag, rename=tuple(zip(current, names))))
+        raise TypeError(f"rename_columns takes a dict or a list; got {type(names).__name__}")
+
+    def with_column(self, column_name: str, expr: Any, **_: Any) -> Dataset:
+        """Add (or replace) ``column_name`` computed from the expression ``expr``."""
+        from engine.expressions import Expr
+
+        if not isinstance(expr, Expr):
+            raise TypeError(f"with_column needs an expression such as col('a') * 2; got "
+                            f"{type(expr).__name__}")
+        return self._with(lo.Project(self._dag, exprs=((column_name, expr),)))
+
+    def add_column(self, col: str, fn: Callable[[Any], Any], *,
+                   batch_format: str | None = "pandas", compute: Any = None,
+                   concurrency: Any = None, **_: Any) -> Dataset:
+        """Add ``col`` from ``fn(batch)``, which returns one value per row."""
+        _check_callable(fn, "add_column")
+        fmt = validate_batch_format(batch_format)
+        return self._with(lo.Project(self._dag, udf_columns=((col, fn, fmt),)))
+
+    def random_sample(self, fraction: float, *, seed: int | None = None) -> Dataset:
+        """Keep each row with probability ``fraction``."""
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"random_sample: fraction must be in [0, 1]; got {fraction}")
+        from engine.sampling import RandomSampler
+
+        return self.map_batches(RandomSampler(fraction, seed), batch_format="pyarrow")
+
+    def randomize_block_order(self, *, seed: int | None = None) -> Dataset:
+        """Shuffle the order of blocks (not rows)."""
+        return self._with(lo.AllToAll(self._dag, "randomize_blocks", {"seed": seed}))
+
+    def repartition(self, num_blocks: int, *, shuffle: bool = False, **_: Any) -> Dataset:
+        """Redistribute the rows into ``num_blocks`` blocks of about equal size."""
+        if not isinstance(num_blocks, int) or num_blocks < 1:
+            raise ValueError(f"repartition: num_blocks must be a positive int; got "
+                             f"{num_blocks!r}")
+        return self._with(lo.AllToAll(self._dag, "repartition",
+                                      {"num_blocks": num_blocks, "shuffle": shuffle}))
+
+    def random_shuffle(self, *, seed: int | None = None, num_blocks: int | None = None,
+                       **_: Any) -> Dataset:
+        """Shuffle all rows."""
+        return self._with(lo.AllToAll(self._dag, "random_shuffle",
+                                      {"seed": seed, "num_blocks": num_blocks}))
+
+    def union(self, *other: Dataset) -> Dataset:
+        """The rows of this dataset followed by those of ``other`` datasets."""
+        for o in other:
+            if not isinstance(o, Dataset):
+                raise TypeError(f"union takes datasets; got {type(o).__name__}")
+        if not other:
+            return self
+        return self._with(lo.NAry((self._dag, *[o._dag for o in other]), "union"))
+
+    def zip(self, *other: Dataset) -> Dataset:
+        """Columns of this dataset side by side with those of ``other`` (same row
+        counts); duplicate names get a ``_1`` suffix."""
+        if len(other) != 1 or not isinstance(other[0], Dataset):
+            raise TypeError("zip takes exactly one other dataset")
+        return self._with(lo.NAry((self._dag, other[0]._dag), "zip"))
+
+    # =============================================================== execution
+    def _optimized(self) -> LogicalPlan:
+        ctx = DataContext.get_current()
+        if not ctx.optimizer_enabled:
+            return self._plan
+        return optimize(self._plan, ctx.disabled_rules)
+
+    def _executor(self, plan: LogicalPlan | None = None) -> StreamingExecutor:
+        from engine.physical.executor import StreamingExecutor
+        from engine.physical.planner import plan as physical_plan
+
+        ctx = DataContext.get_current()
+        cluster = session.get_cluster()
+        ops = physical_plan(plan or self._optimized(), cluster, ctx)
+        executor = StreamingExecutor(cluster, ctx, ops)
+        self._last_executor = executor
+        return executor
+
+    def iter_internal_refs(self) -> Iterator[Any]:
+        """Stream the output block references of a fresh execution."""
+        return self._executor().iter_output()
+
+    def _collect(self) -> list[Any]:
+        return list(self.iter_internal_refs())
+
+    def _tables(self) -> list[pa.Table]:
+        return [ref.get() for ref in self._collect() if hasattr(ref, "num_rows")]
+
+    def materialize(self) -> MaterializedDataset:
+        """Execute and keep every block in the store; returns a ``MaterializedDataset``."""
+        refs = [r for r in self._collect() if hasattr(r, "num_rows")]
+        ds = MaterializedDataset(refs)
+        ds._last_executor = self._last_executor
+        return ds
+
+    # =============================================================== consumption
+    def iter_batches(self, *, prefetch_batches: int = 1, batch_size: int | None = 256,
+                     batch_format: str | None = "default", drop_last: bool = False,
+                     local_shuffle_buffer_size: int | None = None,
+                     local_shuffle_seed: int | None = None,
+                     _collate_fn: Callable[[Any], Any] | None = None) -> Iterator[Any]:
+        """Stream batches of ``batch_size`` rows in ``batch_format``.
+
+        The execution runs while you iterate; a slow consumer pauses it (memory stays
+        flat). Breaking out of the loop stops it.
+        """
+        from engine.batching import iter_batches
+
+        return iter_batches(self._block_refs_for_iteration(), batch_size=batch_size,
+                            batch_format=batch_format, prefetch_batches=prefetch_batches,
+                            drop_last=drop_last,
+                            local_shuffle_buffer_size=local_shuffle_buffer_size,
+                            local_shuffle_seed=local_shuffle_seed, collate_fn=_collate_fn)
+
+    def _block_refs_for_iteration(self) -> Iterator[Any]:
+        return (r for r in self.iter_internal_refs() if hasattr(r, "num_rows"))
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """Stream rows as dicts."""
+        for ref in self._block_refs_for_iteration():
+            yield from table_to_rows(ref.get())
+
+    def take(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The first ``limit`` rows, as dicts."""
+        return list(itertools.islice(self.limit(limit).iter_rows(), limit))
+
+    def take_all(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every row, as dicts; raises ``ValueError`` if there are more than ``limit``."""
+        rows = []
+        for row in self.iter_rows():
+            rows.append(row)
+            if limit is not None and len(rows) > limit:
+                raise ValueError(f"the dataset has more than the given limit of {limit} rows")
+        return rows
+
+    def take_batch(self, batch_size: int = 20, *,
+                   batch_format: str | None = "default") -> Any:
+        """The first ``batch_size`` rows as one batch."""
+        fmt = validate_batch_format(batch_format)
+        tables = self.limit(batch_size)._tables()
+        from engine.block import table_to_batch
+
+        table = concat_tables(tables) if tables else pa.table({})
+        if not table.num_rows:
+            raise ValueError("take_batch: the dataset is empty")
+        return table_to_batch(table, fmt)
+
+    def show(self, limit: int = 20) -> None:
+        """Print the first ``limit`` rows."""
+        for row in self.take(limit):
+            print(row)
+
+    def count(self) -> int:
+        """The number of rows (from metadata when known, without reading data)."""
+        known = _known_row_count(self._optimized().dag)
+        if known is not None:
+            return known
+        return sum(getattr(r, "num_rows", 0) for r in self.iter_internal_refs())
+
+    def schema(self, fetch_if_missing: bool = True) -> Schema | None:
+        """The schema: column names and types."""
+        known = _known_schema(self._dag)
+        if known is not None:
+            return Schema(known)
+        if not fetch_if_missing:
+            return None
+        for ref in self.limit(1)._block_refs_for_iteration():
+            if ref.schema is not None and len(ref.schema):
+                return Schema(ref.schema)
+        return None
+
+    def columns(self, fetch_if_missing: bool = True) -> list[str]:
+        """The column names."""
+        schema = self.schema(fetch_if_missing)
+        return [] if schema is None else schema.names
+
+    def to_pandas(self, limit: int | None = None) -> pd.DataFrame:
+        """All rows as one DataFrame; ``ValueError`` if more than ``limit`` rows."""
+        tables = self._tables()
+        total = sum(t.num_rows for t in tables)
+        if limit is not None and total > limit:
+            raise ValueError(f"the dataset has {total} rows, more than limit={limit}; pass "
+                             "a larger limit or use iter_batches()")
+        if not tables:
+            import pandas as pd
+
+            return pd.DataFrame()
+        return table_to_pandas(concat_tables(tables))
+
+    def to_arrow_refs(self) -> list[Any]:
+        """References to every block (``pyarrow.Table``s); ``ref.get()`` reads one."""
+        return list(self.materialize()._refs)
+
+    def num_blocks(self) -> int:
+        """The number of blocks (executes the dataset if needed)."""
+        return self.materialize().num_blocks()
+
+    def size_bytes(self) -> int:
+        """Bytes of all blocks in memory."""
+        return sum(r.size_bytes for r in self.materialize()._refs)
+
+    def input_files(self) -> list[str]:
+        """The files this dataset reads."""
+        files: list[str] = []
+        for op in self._plan.sources():
+            if isinstance(op, lo.Read):
+                files.extend(op.datasource.input_files())
+            elif isinstance(op, lo.InputData):
+                for ref in op.refs:
+                    files.extend(getattr(ref, "input_files", ()))
+        return list(dict.fromkeys(files))
+
+    # -- aggregates ----------------------------------------------------------------------
+    def aggregate(self, *aggs: Any) -> dict[str, Any] | None:
+        """Compute aggregations (``AggregateFn``s) over the whole dataset.
+
+        Partial states are computed per block on the workers and merged in the driver.
+        Returns a dict of output name to value.
+        """
+        from engine.aggregate import AggregateFn, finalize_states, init_states, merge_states
+
+        if not aggs:
+            raise ValueError("aggregate needs at least one AggregateFn")
+        for agg in aggs:
+            if not isinstance(agg, AggregateFn):
+                raise TypeError(f"aggregate takes AggregateFn objects; got "
+                                f"{type(agg).__name__}")
+        agg_list = list(aggs)
+        op = lo.PartialAggregate(self._dag, aggs=tuple(agg_list))
+        states = init_states(agg_list)
+        ds = self._with(op)
+        for item in ds.iter_internal_refs():
+            value = getattr(item, "value", None)
+            if value is not None and hasattr(value, "states"):
+                states = merge_states(agg_list, states, value.states)
+        return finalize_states(agg_list, states)
+
+    def _simple_agg(self, agg_cls: Any, on: str | list[str] | None, **kwargs: Any) -> Any:
+        if on is None:
+            on = self.columns()
+        cols = [on] if isinstance(on, str) else list(on)
+        if not cols:
+            raise ValueError("the dataset has no columns to aggregate")
+        aggs = [agg_cls(c, **kwargs) for c in cols]
+        result = self.aggregate(*aggs)
+        if result is None:
+            return None
+        if isinstance(on, str):
+            return next(iter(result.values()))
+        return result
+
+    def sum(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        """Sum of a column (a scalar), or of columns (a dict); ``None`` when empty."""
+        from engine.aggregate import Sum
+
+        return self._simple_agg(Sum, on, ignore_nulls=ignore_nulls)
+
+    def min(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        """Minimum of a column (or dict over columns)."""
+        from engine.aggregate import Min
+
+        return self._simple_agg(Min, on, ignore_nulls=ignore_nulls)
+
+    def max(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        """Maximum of a column (or dict over columns)."""
+        from engine.aggregate import Max
+
+        return self._simple_agg(Max, on, ignore_nulls=ignore_nulls)
+
+    def mean(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        """Mean of a column (or dict over columns)."""
+        from engine.aggregate import Mean
+
+        return self._simple_agg(Mean, on, ignore_nulls=ignore_nulls)
+
+    def std(self, on: str | list[str] | None = None, ddof: int = 1,
+            ignore_nulls: bool = True) -> Any:
+        """Standard deviation of a column (or dict over columns)."""
+        from engine.aggregate import Std
+
+        return self._simple_agg(Std, on, ddof=ddof, ignore_nulls=ignore_nulls)
+
+    def unique(self, column: str, ignore_nulls: bool = False) -> list[Any]:
+        """The distinct values of ``column``."""
+        from engine.aggregate import Unique
+
+        result = self.aggregate(Unique(column, ignore_nulls=ignore_nulls))
+        values = next(iter(result.values())) if result else None
+        return list(values) if values is not None else []
+
+    # =============================================================== introspection
+    def stats(self) -> str:
+        """Per-operator statistics of the last execution of this dataset."""
+        from engine.physical.stats import format_stats
+
+        ex = self._last_executor
+        return format_stats(ex.summary() if ex is not None else None)
+
+    def explain(self) -> str:
+        """Print (and return) the logical, optimized logical and physical plans."""
+        from engine.physical.planner import describe_physical
+        from engine.physical.planner import plan as physical_plan
+
+        optimized = self._optimized()
+        text = ["-------- Logical Plan --------", self._plan.describe(),
+                "-------- Logical Plan (Optimized) --------", optimized.describe()]
+        try:
+            ops = physical_plan(optimized, session.get_cluster(), DataContext.get_current())
+            text += ["-------- Physical Plan --------", describe_physical(ops)]
+        except Exception as exc:  # a plan that cannot run still explains its logic
+            text += ["-------- Physical Plan --------", f"(not plannable: {exc})"]
+        out = "\n".join(text)
+        print(out)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(\n{self._plan.describe()}\n)"
+
+    def __iter__(self) -> Any:
+        raise TypeError("a Dataset is not iterable directly; use iter_rows() or "
+                        "iter_batches()")
+
+
+class MaterializedDataset(Dataset):
+    """A dataset whose blocks are computed and kept; iterating it reuses them."""
+
+    def __init__(self, refs: list[Any]) -> None:
+        super().__init__(LogicalPlan(lo.InputData(tuple(refs), "InputData")))
+        self._refs = list(refs)
+        if session.is_initialized():
+            store = session.get_cluster().store
+            for ref in self._refs:
+                if getattr(ref, "in_store", False):
+                    store.mark_spillable(ref.block_id)
+
+    def num_blocks(self) -> int:
+        return len(self._refs)
+
+    def count(self) -> int:
+        return sum(r.num_rows for r in self._refs)
+
+    def size_bytes(self) -> int:
+        return sum(r.size_bytes for r in self._refs)
+
+    def materialize(self) -> MaterializedDataset:
+        return self
+
+    def to_arrow_refs(self) -> list[Any]:
+        return list(self._refs)
+
+
+def _known_row_count(op: lo.LogicalOperator) -> int | None:
+    if isinstance(op, lo.InputData):
+        return sum(getattr(r, "num_rows", 0) for r in op.refs)
+    if isinstance(op, lo.Read):
+        return op.datasource.num_rows()  # type: ignore[no-any-return]
+    if isinstance(op, lo.FusedMap) and op.row_preserving and isinstance(op.ops[0], lo.Read) \
+            and len(op.ops) > 1:
+        if all(isinstance(o, lo.Project) for o in op.ops[1:]):
+            return op.ops[0].datasource.num_rows()  # type: ignore[no-any-return]
+        return None
+    if isinstance(op, lo.Project):
+        return _known_row_count(op.input)
+    if isinstance(op, lo.Limit):
+        upstream = _known_row_count(op.input)
+        return None if upstream is None else min(upstream, op.limit)
+    if isinstance(op, lo.NAry) and op.kind == "union":
+        counts = [_known_row_count(i) for i in op.inputs]
+        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+    if isinstance(op, lo.AllToAll) and op.kind in ("randomize_blocks", "repartition",
+                                                   "random_shuffle"):
+        return _known_row_count(op.input)
+    return None
+
+
+def _known_schema(op: lo.LogicalOperator) -> pa.Schema | None:
+    if isinstance(op, lo.InputData):
+        for ref in op.refs:
+            schema = getattr(ref, "schema", None)
+            if schema is not None and len(schema):
+                return schema
+        return None
+    if isinstance(op, lo.Read):
+        return op.datasource.schema()  # type: ignore[no-any-return]
+    if isinstance(op, (lo.Limit, lo.AllToAll)):
+        return _known_schema(op.input)
+    return None

@@ -1,0 +1,108 @@
+"""The engine's error hierarchy (a leaf module: imports nothing of the engine).
+
+User mistakes are raised eagerly when a plan is built (``ValueError``/``TypeError`` naming
+the argument). Failures that happen remotely carry the operator, the task and the remote
+traceback. Every error here survives pickling, because workers raise them too.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on its own behalf."""
+
+
+class UserCodeError(EngineError):
+    """A user-defined function (UDF) raised.
+
+    Instances raised to the user are usually also instances of the original exception
+    type (see :func:`user_code_error`), so ``except ValueError`` in ported code still works.
+    """
+
+    def __init__(self, message: str, operator: str = "", remote_traceback: str = "") -> None:
+        super().__init__(message)
+        self.operator = operator
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UserCodeError, (self.args[0] if self.args else "", self.operator,
+                                self.remote_traceback))
+
+    def __str__(self) -> str:
+        base = self.args[0] if self.args else ""
+        if self.remote_traceback:
+            return f"{base}\n\n{self.remote_traceback.rstrip()}"
+        return str(base)
+
+
+class WorkerCrashedError(EngineError):
+    """A worker process died while running a task, and the task ran out of retries."""
+
+
+class ActorDiedError(EngineError):
+    """An actor process died and could not be restarted within ``max_restarts``."""
+
+
+class ObjectLostError(EngineError):
+    """A block's file is gone and it cannot be rebuilt."""
+
+
+class ResourceUnavailableError(EngineError, ValueError):
+    """A task or actor asks for resources the cluster can never provide."""
+
+
+class DatasetReadError(EngineError):
+    """A file could not be read; the message names the file."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DatasetReadError, (self.args[0] if self.args else "", self.path))
+
+
+_subclass_cache: dict[type, type] = {}
+_subclass_lock = threading.Lock()
+
+
+def _dual_class(original: type[BaseException]) -> type | None:
+    """Return a class inheriting from both ``UserCodeError`` and ``original``, if possible."""
+    with _subclass_lock:
+        if original in _subclass_cache:
+            return _subclass_cache[original]
+        try:
+            cls = type(
+                f"UserCodeError({original.__name__})",
+                (UserCodeError, original),
+                {"__module__": __name__, "__reduce__": _reduce_dual},
+            )
+        except TypeError:  # incompatible layouts (e.g. some C extension exceptions)
+            cls = None
+        _subclass_cache[original] = cls  # type: ignore[assignment]
+        return cls
+
+
+def _reduce_dual(self: UserCodeError) -> tuple[Any, ...]:
+    original = next(b for b in type(self).__mro__[1:] if b is not UserCodeError and
+                    issubclass(b, BaseException) and not issubclass(b, UserCodeError))
+    return (user_code_error, (original, self.args[0] if self.args else "", self.operator,
+                              self.remote_traceback))
+
+
+def user_code_error(original: type[BaseException], message: str, operator: str,
+                    remote_traceback: str) -> UserCodeError:
+    """Build the error raised in the driver when a UDF raised ``original`` remotely.
+
+    The result is both a :class:`UserCodeError` and, where Python allows it, an instance of
+    ``original``.
+    """
+    cls = _dual_class(original) if isinstance(original, type) else None
+    if cls is None:
+        return UserCodeError(message, operator, remote_traceback)
+    err = UserCodeError.__new__(cls)  # type: ignore[call-overload]
+    UserCodeError.__init__(err, message, operator, remote_traceback)
+    return err  # type: ignore[no-any-return]

@@ -1,0 +1,25 @@
+"""The logical optimizer: run every enabled rule until the plan stops changing."""
+
+from __future__ import annotations
+
+from engine.logical.interfaces import Rule
+from engine.logical.plan import LogicalPlan
+from engine.logical.rules.fuse_maps import FuseMaps
+from engine.logical.rules.push_down_limit import PushDownLimit
+
+# Order matters within one pass: limits move before maps fuse around them.
+DEFAULT_RULES: tuple[type[Rule], ...] = (PushDownLimit, FuseMaps)
+_MAX_PASSES = 20
+
+
+def optimize(plan: LogicalPlan, disabled: frozenset[str] = frozenset(),
+             rules: tuple[type[Rule], ...] | None = None) -> LogicalPlan:
+    """Return the optimized plan; rule classes named in ``disabled`` are skipped."""
+    active = [r() for r in (rules or DEFAULT_RULES) if r.__name__ not in disabled]
+    for _ in range(_MAX_PASSES):
+        before = plan.describe()
+        for rule in active:
+            plan = rule.apply(plan)
+        if plan.describe() == before:
+            return plan
+    return plan

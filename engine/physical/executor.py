@@ -1,0 +1,253 @@
+"""The streaming executor: one driver thread that moves items through bounded queues.
+
+Each step it (1) collects finished work from every operator, (2) moves outputs to the next
+operator's input queue or to the consumer, (3) marks inputs done, and (4) starts new work,
+most-downstream operator first (finishing work frees memory). Queues are bounded in bytes;
+an operator whose downstream queue is full stops taking its tasks' outputs, which stops
+their workers (credits), so a slow consumer backpressures the whole pipeline. Task slots
+are shared so that every unfinished downstream task operator always keeps one: an upstream
+stage blocked on a full queue can never hold every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from engine.context import DataContext
+from engine.physical.interfaces import PhysicalOperator, item_bytes
+from engine.runtime.cluster import LocalCluster
+from engine.runtime.refs import BlockRef
+
+logger = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class ExecutorState:
+    """What operators may ask of the executor while it runs them."""
+
+    def __init__(self, executor: StreamingExecutor) -> None:
+        self._ex = executor
+        self.cluster = executor.cluster
+        self.preserve_order = executor.ctx.execution_options.preserve_order
+        self.task_credits = executor.ctx.task_output_credits
+        self.errors_skipped = 0
+
+    def notify(self) -> None:
+        self._ex.wake.set()
+
+    def output_has_room(self, op: PhysicalOperator) -> bool:
+        return self._ex.downstream_bytes(op) < self._ex.queue_cap
+
+    def task_slot_free(self, op: PhysicalOperator) -> bool:
+        return self._ex.task_slot_free(op)
+
+    def actor_cpus_free(self, cpus: float) -> bool:
+        avail = self.cluster.available_resources()["CPU"]
+        return avail >= cpus
+
+    def memory_allows(self, op: PhysicalOperator) -> bool:
+        return self._ex.memory_allows(op)
+
+    def may_skip_failed_block(self) -> bool:
+        limit = self._ex.ctx.max_errored_blocks
+        if limit == 0 or (limit > 0 and self.errors_skipped >= limit):
+            return False
+        self.errors_skipped += 1
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        raise _ExecutionFailed(error)
+
+    def stop_upstream(self, op: PhysicalOperator) -> None:
+        self._ex.stop_upstream(op)
+
+    def keep(self, item: Any) -> None:
+        """Mark a block that must outlive the stream as spillable."""
+        if isinstance(item, BlockRef) and item.in_store:
+            self.cluster.store.mark_spillable(item.block_id)
+
+
+class _ExecutionFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class StreamingExecutor:
+    """Runs a physical DAG (operators in topological order, the last one is the output)."""
+
+    def __init__(self, cluster: LocalCluster, ctx: DataContext,
+                 ops: list[PhysicalOperator]) -> None:
+        self.cluster = cluster
+        self.ctx = ctx
+        self.ops = ops
+        self.output_op = ops[-1]
+        self.downstream: dict[int, tuple[PhysicalOperator, int] | None] = {id(ops[-1]): None}
+        for op in ops:
+            for index, up in enumerate(op.inputs):
+                self.downstream[id(up)] = (op, index)
+        limit = ctx.execution_options.resource_limits.object_store_memory
+        self.budget = int(min(limit or ctx.memory_budget, cluster.store.budget_bytes))
+        self.queue_cap = max(self.budget // (2 * (len(ops) + 1)), 1 << 20)
+        self.wake = threading.Event()
+        self.output: queue.Queue[Any] = queue.Queue()
+        self.output_bytes = 0
+        self._output_lock = threading.Lock()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self.state = ExecutorState(self)
+        self.peak_store_bytes = 0
+        self.spilled_at_start = cluster.store.spilled_bytes_total
+        self.started_at = 0.0
+        self.finished_at: float | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ queries for ops
+    def downstream_bytes(self, op: PhysicalOperator) -> int:
+        target = self.downstream.get(id(op))
+        if target is None:
+            return self.output_bytes
+        down, index = target
+        return down.inqueue_bytes[index]
+
+    def _downstream_task_ops(self, op: PhysicalOperator) -> list[PhysicalOperator]:
+        found = []
+        target = self.downstream.get(id(op))
+        while target is not None:
+            down = target[0]
+            if down.uses_task_slots:
+                found.append(down)
+            target = self.downstream.get(id(down))
+        return found
+
+    def task_slot_free(self, op: PhysicalOperator) -> bool:
+        running = sum(o.num_running for o in self.ops if o.uses_task_slots)
+        free = self.cluster.num_cpus - running
+        reserved = sum(1 for d in self._downstream_task_ops(op)
+                       if d.num_running == 0 and not d.completed())
+        return free - reserved >= 1
+
+    def memory_allows(self, op: PhysicalOperator) -> bool:
+        if not self.state.output_has_room(op):
+            return False
+        if all(o.num_running == 0 for o in self.ops):
+            return True  # always make progress
+        used = self.cluster.store.used_bytes
+        if used < self.budget:
+            return True
+        return op.queued_input_bytes > 0 and bool(op.inputs)  # consuming input frees memory
+
+    def stop_upstream(self, op: PhysicalOperator) -> None:
+        for up in op.inputs:
+            up.shutdown()
+            self.stop_upstream(up)
+
+    # ------------------------------------------------------------------ running
+    def start(self) -> None:
+        self.started_at = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="engine-executor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for op in self.ops:
+                op.start(self.state)
+            while not self._stop.is_set():
+                self.wake.clear()
+                progressed = self._step()
+                if self.output_op.completed() and not self.output_op.outqueue:
+                    break
+                if not progressed:
+                    self.wake.wait(0.05)
+        except _ExecutionFailed as failed:
+            self.error = failed.error
+        except BaseException as exc:  # a bug: surface it rather than hang the consumer
+            logger.exception("the streaming executor failed")
+            self.error = exc
+        finally:
+            for op in self.ops:
+                if not op.completed() or self.error is not None or self._stop.is_set():
+                    op.shutdown()
+                op.finish_stats()
+            self.finished_at = time.perf_counter()
+            self.output.put(_DONE)
+
+    def _step(self) -> bool:
+        progressed = False
+        for op in self.ops:
+            if op.poll(self.state):
+                progressed = True
+        for op in self.ops:
+            target = self.downstream.get(id(op))
+            while op.outqueue:
+                if target is None:
+                    if self.output_bytes >= self.queue_cap:
+                        break
+                    item = op.outqueue.popleft()
+                    with self._output_lock:
+                        self.output_bytes += item_bytes(item)
+                    self.output.put(item)
+                else:
+                    target[0].add_input(op.outqueue.popleft(), target[1])
+                progressed = True
+            if target is not None and op.completed() and not op.outqueue:
+                down, index = target
+                if not down.inputs_done[index]:
+                    down.mark_input_done(index)
+                    progressed = True
+        for op in reversed(self.ops):
+            while op.can_dispatch(self.state):
+                op.dispatch(self.state)
+                progressed = True
+        self.peak_store_bytes = max(self.peak_store_bytes, self.cluster.store.used_bytes)
+        return progressed
+
+    def consumed(self, item: Any) -> None:
+        with self._output_lock:
+            self.output_bytes -= item_bytes(item)
+        self.wake.set()
+
+    def iter_output(self) -> Iterator[Any]:
+        """Yield output items as they are produced; raise the execution's error."""
+        if self._thread is None:
+            self.start()
+        try:
+            while True:
+                item = self.output.get()
+                if item is _DONE:
+                    break
+                self.consumed(item)
+                yield item
+            if self.error is not None:
+                raise self.error
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the executor thread and cancel outstanding work (idempotent)."""
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        while True:  # drop refs nobody will consume so their blocks are freed
+            try:
+                self.output.get_nowait()
+            except queue.Empty:
+                break
+
+    # ------------------------------------------------------------------ stats
+    def summary(self) -> dict[str, Any]:
+        end = self.finished_at or time.perf_counter()
+        return {
+            "wall_seconds": end - self.started_at,
+            "peak_store_bytes": self.peak_store_bytes,
+            "spilled_bytes": self.cluster.store.spilled_bytes_total - self.spilled_at_start,
+            "errored_blocks": self.state.errors_skipped,
+            "operators": [op.stats for op in self.ops],
+        }

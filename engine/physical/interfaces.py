@@ -1,0 +1,137 @@
+"""Contracts of the physical layer: operators, the items they pass, their statistics.
+
+Items flowing between operators are block references, read tasks (inputs of a read stage),
+or values (write results, partial aggregates). Each operator has one input queue per
+upstream operator and one output queue; the executor moves items between them, collects
+finished work (``poll``) and starts new work (``dispatch``) within the limits it computes.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.physical.executor import ExecutorState
+
+
+def item_rows(item: Any) -> int:
+    return int(getattr(item, "num_rows", 0) or 0)
+
+
+def item_bytes(item: Any) -> int:
+    """Bytes an item holds in the store (inline blocks and values count too)."""
+    return int(getattr(item, "size_bytes", 0) or 0)
+
+
+@dataclass
+class OperatorStats:
+    """Per-operator metrics shown by ``Dataset.stats()``."""
+
+    name: str
+    tasks_submitted: int = 0
+    tasks_finished: int = 0
+    tasks_failed_skipped: int = 0
+    rows_in: int = 0
+    bytes_in: int = 0
+    rows_out: int = 0
+    bytes_out: int = 0
+    blocks_out: int = 0
+    cpu_seconds: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wall_seconds(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.perf_counter()) - self.started_at
+
+
+class PhysicalOperator:
+    """Base class: queues, statistics and the executor's hooks."""
+
+    def __init__(self, name: str, inputs: list[PhysicalOperator]) -> None:
+        self.name = name
+        self.inputs = inputs
+        self.inqueues: list[collections.deque[Any]] = [collections.deque() for _ in inputs]
+        self.inqueue_bytes = [0 for _ in inputs]
+        self.outqueue: collections.deque[Any] = collections.deque()
+        self.inputs_done = [False for _ in inputs]
+        self.stats = OperatorStats(name)
+        self.cancelled = False
+
+    # -- queues (called by the executor) ---------------------------------------------------
+    def add_input(self, item: Any, index: int = 0) -> None:
+        self.inqueues[index].append(item)
+        self.inqueue_bytes[index] += item_bytes(item)
+        self.stats.rows_in += item_rows(item)
+        self.stats.bytes_in += item_bytes(item)
+
+    def pop_input(self, index: int = 0) -> Any:
+        item = self.inqueues[index].popleft()
+        self.inqueue_bytes[index] -= item_bytes(item)
+        return item
+
+    def mark_input_done(self, index: int) -> None:
+        self.inputs_done[index] = True
+
+    def emit(self, item: Any) -> None:
+        self.outqueue.append(item)
+        self.stats.rows_out += item_rows(item)
+        self.stats.bytes_out += item_bytes(item)
+        self.stats.blocks_out += 1
+
+    @property
+    def all_inputs_done(self) -> bool:
+        return all(self.inputs_done)
+
+    @property
+    def has_pending_input(self) -> bool:
+        return any(self.inqueues)
+
+    @property
+    def queued_input_bytes(self) -> int:
+        return sum(self.inqueue_bytes)
+
+    # -- hooks -----------------------------------------------------------------------------
+    def start(self, state: ExecutorState) -> None:
+        """Called once before the first step."""
+        if self.stats.started_at is None:
+            self.stats.started_at = time.perf_counter()
+
+    def poll(self, state: ExecutorState) -> bool:
+        """Collect finished work into ``outqueue``; return whether anything changed."""
+        return False
+
+    def can_dispatch(self, state: ExecutorState) -> bool:
+        """Whether ``dispatch`` would start work now."""
+        return False
+
+    def dispatch(self, state: ExecutorState) -> None:
+        """Start one unit of work (a task, an actor call, a driver-side step)."""
+
+    @property
+    def num_running(self) -> int:
+        """Tasks in flight (they hold a worker)."""
+        return 0
+
+    @property
+    def uses_task_slots(self) -> bool:
+        return False
+
+    def completed(self) -> bool:
+        """No more output will be produced (the output queue may still hold items)."""
+        return self.cancelled or (self.all_inputs_done and not self.has_pending_input
+                                  and self.num_running == 0)
+
+    def shutdown(self) -> None:
+        """Cancel work in flight and release resources (actors)."""
+        self.cancelled = True
+
+    def finish_stats(self) -> None:
+        if self.stats.finished_at is None:
+            self.stats.finished_at = time.perf_counter()

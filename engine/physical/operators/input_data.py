@@ -1,0 +1,25 @@
+"""InputDataOperator: items that exist before execution (blocks, or a read's tasks)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.physical.interfaces import PhysicalOperator
+
+if TYPE_CHECKING:
+    from engine.physical.executor import ExecutorState
+
+
+class InputDataOperator(PhysicalOperator):
+    def __init__(self, name: str, items: list[Any]) -> None:
+        super().__init__(name, [])
+        self._items = list(items)
+
+    def start(self, state: ExecutorState) -> None:
+        super().start(state)
+        for item in self._items:
+            self.emit(item)
+        self._items = []
+
+    def completed(self) -> bool:
+        return True

@@ -1,0 +1,230 @@
+"""The planner: a registry from logical operator type to a function building physical ones.
+
+It only converts; every decision about *what* runs was made by the optimizer. Resource
+requests the cluster can never meet (``num_gpus=1`` without a GPU) fail here, when the plan
+is built, instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from engine.context import DataContext
+from engine.errors import ResourceUnavailableError
+from engine.logical import operators as lo
+from engine.logical.plan import LogicalPlan
+from engine.physical import bulk
+from engine.physical.interfaces import PhysicalOperator
+from engine.physical.operators.all_to_all import AllToAllOperator
+from engine.physical.operators.input_data import InputDataOperator
+from engine.physical.operators.limit import LimitOperator
+from engine.physical.operators.map_operator import (
+    ActorPoolMapOperator,
+    MapOperator,
+    TaskPoolMapOperator,
+)
+from engine.physical.operators.union import UnionOperator
+from engine.physical.transform import (
+    BatchStep,
+    FilterStep,
+    LimitStep,
+    MapTransformer,
+    PartialAggregateStep,
+    ProjectStep,
+    ReadStep,
+    RowStep,
+    Step,
+    WriteStep,
+)
+from engine.runtime.cluster import LocalCluster
+
+
+class PlanContext:
+    """What planning functions need, and the list of operators built so far."""
+
+    def __init__(self, cluster: LocalCluster, ctx: DataContext) -> None:
+        self.cluster = cluster
+        self.ctx = ctx
+        self.ops: list[PhysicalOperator] = []
+
+    def add(self, op: PhysicalOperator) -> PhysicalOperator:
+        self.ops.append(op)
+        return op
+
+
+PlanFn = Callable[[Any, list[PhysicalOperator], PlanContext], PhysicalOperator]
+
+
+def read_parallelism(datasource: Any, requested: int, ctx: DataContext,
+                     num_cpus: int) -> int:
+    """How many read tasks: the user's ``override_num_blocks``, else enough to keep every
+    CPU busy, with blocks no larger than the target maximum and no smaller than the
+    minimum."""
+    if requested and requested > 0:
+        return requested
+    parallelism = max(ctx.read_op_min_num_blocks, 2 * num_cpus)
+    size = datasource.estimate_inmemory_data_size()
+    if size:
+        parallelism = max(parallelism, math.ceil(size / ctx.target_max_block_size))
+        parallelism = min(parallelism, max(1, math.ceil(size / ctx.target_min_block_size)))
+    return parallelism
+
+
+def steps_of(op: lo.LogicalOperator) -> list[Step]:
+    """The transform steps one logical map contributes."""
+    if isinstance(op, lo.FusedMap):
+        return [s for inner in op.ops for s in steps_of(inner)]
+    if isinstance(op, lo.Read):
+        return [ReadStep()]
+    if isinstance(op, lo.MapBatches):
+        return [BatchStep(op.fn, op.batch_size, op.batch_format, op.zero_copy_batch,
+                          op.fn_args, op.fn_kwargs, op.fn_constructor_args,
+                          op.fn_constructor_kwargs)]
+    if isinstance(op, (lo.MapRows, lo.FlatMap)):
+        return [RowStep(op.fn, isinstance(op, lo.FlatMap), op.fn_args, op.fn_kwargs)]
+    if isinstance(op, lo.Filter):
+        return [FilterStep(op.fn, op.expr)]
+    if isinstance(op, lo.Project):
+        return [ProjectStep(op.select, op.drop, op.rename, op.exprs, op.udf_columns)]
+    if isinstance(op, lo.Write):
+        return [WriteStep(op.datasink)]
+    if isinstance(op, lo.PartialAggregate):
+        return [PartialAggregateStep(list(op.aggs))]
+    raise TypeError(f"no transform steps for logical operator {type(op).__name__}")
+
+
+def _first_batch_size(op: lo.LogicalOperator) -> int | None:
+    for inner in (op.ops if isinstance(op, lo.FusedMap) else (op,)):
+        if isinstance(inner, lo.MapBatches):
+            return inner.batch_size
+        if isinstance(inner, lo.Write):
+            return inner.datasink.min_rows_per_write
+    return None
+
+
+def _check_resources(op: lo.AbstractMap, cluster: LocalCluster) -> None:
+    if op.num_gpus > cluster.num_gpus:
+        raise ResourceUnavailableError(
+            f"{op.name} asks for num_gpus={op.num_gpus}, but the cluster has "
+            f"{cluster.num_gpus} GPU(s); this request could never be scheduled")
+    if op.num_cpus > cluster.num_cpus:
+        raise ResourceUnavailableError(
+            f"{op.name} asks for num_cpus={op.num_cpus}, but the cluster has "
+            f"{cluster.num_cpus} CPU(s); this request could never be scheduled")
+
+
+def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
+              pc: PlanContext) -> PhysicalOperator:
+    if isinstance(op, lo.Read):  # a read on its own is a map stage of one read step
+        op = lo.FusedMap(input=op, ops=(op,))
+    _check_resources(op, pc.cluster)
+    first = op.ops[0] if isinstance(op, lo.FusedMap) else op
+    if isinstance(first, lo.Read):
+        parallelism = read_parallelism(first.datasource, first.parallelism, pc.ctx,
+                                       pc.cluster.num_cpus)
+        tasks = first.datasource.get_read_tasks(parallelism)
+        inputs = [pc.add(InputDataOperator(f"Input[{first.name}]", tasks))]
+    transformer = MapTransformer(steps_of(op), pc.ctx.target_max_block_size,
+                                 pc.ctx.target_min_block_size)
+    compute = op.compute
+    max_retries = getattr(op, "max_retries", None)
+    common: dict[str, Any] = dict(
+        min_rows_per_bundle=None if isinstance(first, lo.Read) else _first_batch_size(op),
+        max_bundle_bytes=pc.ctx.target_max_block_size,
+        max_retries=pc.ctx.max_retries if max_retries is None else max_retries,
+        num_cpus=op.num_cpus, num_gpus=op.num_gpus)
+    if compute.is_actors or op.num_gpus > 0:
+        # GPU functions run on actors too: only a dedicated process can own a device.
+        per_actor = max(op.num_cpus, 1e-9)
+        limit = max(1, int(pc.cluster.num_cpus // per_actor))
+        if op.num_gpus > 0:
+            limit = min(limit, max(1, int(pc.cluster.num_gpus // op.num_gpus)))
+        max_size = compute.max_size if compute.is_actors and compute.max_size else limit
+        min_size = compute.min_size if compute.is_actors else 1
+        in_flight = compute.max_tasks_in_flight_per_actor or \
+            pc.ctx.max_tasks_in_flight_per_actor
+        return pc.add(ActorPoolMapOperator(op.name, inputs[0], transformer,
+                                           min_size=min_size, max_size=max_size,
+                                           max_tasks_in_flight_per_actor=in_flight,
+                                           **common))
+    return pc.add(TaskPoolMapOperator(op.name, inputs[0], transformer,
+                                      concurrency=compute.max_size, **common))
+
+
+def _plan_input(op: lo.InputData, inputs: list[PhysicalOperator],
+                pc: PlanContext) -> PhysicalOperator:
+    return pc.add(InputDataOperator(op.name, list(op.refs)))
+
+
+def _plan_limit(op: lo.Limit, inputs: list[PhysicalOperator],
+                pc: PlanContext) -> PhysicalOperator:
+    up = inputs[0]
+    if isinstance(up, MapOperator) and not isinstance(up, ActorPoolMapOperator):
+        # Each task may stop after `limit` rows: no task needs to produce more.
+        up.transformer.steps.append(LimitStep(op.limit))
+    return pc.add(LimitOperator(up, op.limit))
+
+
+def _plan_all_to_all(op: lo.AllToAll, inputs: list[PhysicalOperator],
+                     pc: PlanContext) -> PhysicalOperator:
+    return pc.add(AllToAllOperator(op.name, inputs, bulk.bulk_function(op.kind, op.args)))
+
+
+def _plan_nary(op: lo.NAry, inputs: list[PhysicalOperator],
+               pc: PlanContext) -> PhysicalOperator:
+    if op.kind == "union":
+        return pc.add(UnionOperator(inputs))
+    return pc.add(AllToAllOperator(op.name, inputs, bulk.bulk_function(op.kind, {})))
+
+
+_REGISTRY: dict[type, PlanFn] = {
+    lo.Read: _plan_map,
+    lo.MapBatches: _plan_map,
+    lo.MapRows: _plan_map,
+    lo.FlatMap: _plan_map,
+    lo.Filter: _plan_map,
+    lo.Project: _plan_map,
+    lo.FusedMap: _plan_map,
+    lo.Write: _plan_map,
+    lo.PartialAggregate: _plan_map,
+    lo.InputData: _plan_input,
+    lo.Limit: _plan_limit,
+    lo.AllToAll: _plan_all_to_all,
+    lo.NAry: _plan_nary,
+}
+
+
+def plan(logical: LogicalPlan, cluster: LocalCluster,
+         ctx: DataContext) -> list[PhysicalOperator]:
+    """Return physical operators in topological order; the last one is the output."""
+    pc = PlanContext(cluster, ctx)
+    memo: dict[int, PhysicalOperator] = {}
+
+    def visit(op: lo.LogicalOperator) -> PhysicalOperator:
+        if id(op) in memo:
+            return memo[id(op)]
+        inputs = [visit(i) for i in op.inputs]
+        fn = _REGISTRY.get(type(op))
+        if fn is None:
+            raise TypeError(f"the planner has no rule for logical operator {type(op).__name__}")
+        physical = fn(op, inputs, pc)
+        memo[id(op)] = physical
+        return physical
+
+    visit(logical.dag)
+    return pc.ops
+
+
+def describe_physical(ops: list[PhysicalOperator]) -> str:
+    lines = []
+    for op in ops:
+        kind = type(op).__name__
+        extra = ""
+        if isinstance(op, ActorPoolMapOperator):
+            extra = f" actors={op.min_size}..{op.max_size}"
+        elif isinstance(op, TaskPoolMapOperator) and op.concurrency:
+            extra = f" concurrency={op.concurrency}"
+        lines.append(f"{kind}[{op.name}]{extra}")
+    return "\n".join(lines)

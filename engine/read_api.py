@@ -1,0 +1,131 @@
+"""Dataset sources that need no files: ``range``, ``range_tensor`` and ``from_*``.
+
+File readers (``read_parquet``...) live in ``engine.file_read_api``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from engine import session
+from engine.block import columns_to_table, pandas_to_table, rows_to_table
+from engine.dataset import Dataset, MaterializedDataset
+from engine.io.interfaces import Datasource
+from engine.io.range_datasource import RangeDatasource
+from engine.logical.operators import Read
+from engine.logical.plan import LogicalPlan
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _num_blocks(parallelism: int, override_num_blocks: int | None) -> int | None:
+    if override_num_blocks is not None:
+        if override_num_blocks < 1:
+            raise ValueError(f"override_num_blocks must be positive; got {override_num_blocks}")
+        return override_num_blocks
+    return parallelism if parallelism and parallelism > 0 else None
+
+
+def read_datasource(datasource: Datasource, *, parallelism: int = -1,
+                    override_num_blocks: int | None = None, **ray_remote_args: Any) -> Dataset:
+    """A dataset that reads ``datasource`` (lazily, in parallel read tasks)."""
+    blocks = _num_blocks(parallelism, override_num_blocks) or -1
+    return Dataset(LogicalPlan(Read(datasource, blocks, dict(ray_remote_args))))
+
+
+def range(n: int, *, parallelism: int = -1, concurrency: int | None = None,  # noqa: A001
+          override_num_blocks: int | None = None) -> Dataset:
+    """Rows ``{"id": 0}`` .. ``{"id": n - 1}`` (int64), generated on the workers."""
+    session.prestart()
+    return read_datasource(RangeDatasource(n), parallelism=parallelism,
+                           override_num_blocks=override_num_blocks)
+
+
+def range_tensor(n: int, *, shape: tuple[int, ...] = (1,), parallelism: int = -1,
+                 concurrency: int | None = None,
+                 override_num_blocks: int | None = None) -> Dataset:
+    """Rows with a ``data`` tensor of ``shape`` filled with the row index."""
+    session.prestart()
+    return read_datasource(RangeDatasource(n, tuple(shape)), parallelism=parallelism,
+                           override_num_blocks=override_num_blocks)
+
+
+def _split(table: pa.Table, num_blocks: int) -> list[pa.Table]:
+    n = table.num_rows
+    num_blocks = max(1, min(num_blocks, n)) if n else 1
+    return [table.slice(n * i // num_blocks, n * (i + 1) // num_blocks - n * i // num_blocks)
+            for i in builtins.range(num_blocks)]
+
+
+def _from_tables(tables: list[pa.Table], num_blocks: int | None) -> MaterializedDataset:
+    cluster = session.get_cluster()
+    if num_blocks is not None:
+        from engine.block import concat_tables
+
+        whole = concat_tables(tables) if tables else pa.table({})
+        tables = _split(whole, num_blocks)
+    return MaterializedDataset([cluster.put(t) for t in tables])
+
+
+def from_items(items: list[Any], *, parallelism: int = -1,
+               override_num_blocks: int | None = None) -> MaterializedDataset:
+    """A dataset of ``items``: dicts become rows; anything else becomes ``{"item": x}``."""
+    if not isinstance(items, list):
+        raise TypeError(f"from_items takes a list; got {type(items).__name__}")
+    rows = [i if isinstance(i, dict) else {"item": i} for i in items]
+    table = rows_to_table(rows, "from_items")
+    blocks = _num_blocks(parallelism, override_num_blocks)
+    if blocks is None:
+        blocks = max(1, min(len(rows), math.ceil(table.nbytes / (1 << 20))))
+    return _from_tables([table], blocks)
+
+
+def from_pandas(dfs: pd.DataFrame | list[pd.DataFrame], *,
+                override_num_blocks: int | None = None) -> MaterializedDataset:
+    """A dataset of one block per DataFrame."""
+    frames = dfs if isinstance(dfs, list) else [dfs]
+    tables = []
+    for df in frames:
+        if type(df).__name__ != "DataFrame":
+            raise TypeError(f"from_pandas takes DataFrames; got {type(df).__name__}")
+        tables.append(pandas_to_table(df))
+    return _from_tables(tables, override_num_blocks)
+
+
+def from_numpy(ndarrays: np.ndarray | list[np.ndarray], *,
+               override_num_blocks: int | None = None) -> MaterializedDataset:
+    """A dataset with one ``data`` column; n-d arrays become tensor columns."""
+    arrays = ndarrays if isinstance(ndarrays, list) else [ndarrays]
+    tables = []
+    for arr in arrays:
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"from_numpy takes numpy arrays; got {type(arr).__name__}")
+        tables.append(columns_to_table({"data": arr}, "from_numpy"))
+    return _from_tables(tables, override_num_blocks)
+
+
+def from_arrow(tables: pa.Table | list[pa.Table], *,
+               override_num_blocks: int | None = None) -> MaterializedDataset:
+    """A dataset of one block per Arrow table."""
+    items = tables if isinstance(tables, list) else [tables]
+    for t in items:
+        if not isinstance(t, pa.Table):
+            raise TypeError(f"from_arrow takes pyarrow Tables; got {type(t).__name__}")
+    return _from_tables(list(items), override_num_blocks)
+
+
+def from_arrow_refs(refs: Any) -> MaterializedDataset:
+    """A dataset over block references handed out by ``to_arrow_refs``."""
+    refs = refs if isinstance(refs, list) else [refs]
+    return MaterializedDataset(list(refs))
+
+
+def from_pandas_refs(refs: Any) -> MaterializedDataset:
+    """A dataset over block references (as handed out by ``to_pandas_refs``)."""
+    return from_arrow_refs(refs)

@@ -1,0 +1,270 @@
+"""The node-local shared-memory block store.
+
+A producer writes a block once, as an uncompressed Arrow IPC file with one record batch,
+under ``/dev/shm/<prefix><session>/``; readers memory-map it read-only and get a zero-copy
+table. Tiny blocks travel inline (IPC bytes inside a message) instead.
+
+The driver owns every block: it counts bytes, frees a block's file when its last
+:class:`BlockRef` goes away, and spills kept blocks to a disk directory when the store passes
+its budget. Readers fall back to the spill directory transparently, so spilling needs no
+coordination with workers (a reader that already mapped the shm file keeps a valid mapping).
+
+Each session directory is held by an ``flock`` on a lock file; a new store removes the
+directories of sessions whose holder died (even by SIGKILL).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+SESSION_PREFIX = "engine-"
+_LOCK_NAME = ".lock"
+
+
+@dataclass(frozen=True)
+class BlockLocation:
+    """Where a block's bytes are: a file in the store, or inline IPC bytes."""
+
+    block_id: str
+    path: str | None  # shm path (or spill path, see read_block)
+    inline: bytes | None
+    spill_dir: str | None
+
+
+# ---------------------------------------------------------------- writing and reading
+
+
+def serialize_table(table: pa.Table) -> bytes:
+    """Return ``table`` as Arrow IPC stream bytes (for inline blocks)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def deserialize_table(data: bytes | memoryview | pa.Buffer) -> pa.Table:
+    """Read inline IPC stream bytes back into a table (zero-copy over ``data``)."""
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def write_block_file(path: str, table: pa.Table) -> int:
+    """Write ``table`` as an IPC file with one record batch; return the file size.
+
+    Writes with ordinary file I/O (never through an mmap: past the tmpfs limit that is a
+    SIGBUS) to ``path + '.tmp'``, then renames, so a reader never sees a partial file.
+    """
+    if any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()
+    tmp = path + ".tmp"
+    with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+    os.rename(tmp, path)
+    return os.path.getsize(path)
+
+
+def read_block_file(path: str, spill_dir: str | None = None) -> pa.Table:
+    """Memory-map a block file read-only and return a zero-copy table.
+
+    If the file has moved to the spill directory, read it from there.
+    """
+    try:
+        source = pa.memory_map(path, "r")
+    except FileNotFoundError:
+        if spill_dir is None:
+            raise
+        source = pa.memory_map(os.path.join(spill_dir, os.path.basename(path)), "r")
+    reader = pa.ipc.open_file(source)
+    if reader.num_record_batches == 1:
+        return pa.Table.from_batches([reader.get_batch(0)])
+    return reader.read_all()
+
+
+def read_location(loc: BlockLocation) -> pa.Table:
+    """Return the table a :class:`BlockLocation` points at."""
+    if loc.inline is not None:
+        return deserialize_table(loc.inline)
+    assert loc.path is not None, "a block location has neither a path nor inline bytes"
+    return read_block_file(loc.path, loc.spill_dir)
+
+
+# ---------------------------------------------------------------- the driver's store
+
+
+def _shm_capacity(root: str) -> int:
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def remove_stale_sessions(root: str) -> None:
+    """Remove session directories under ``root`` that no live process holds."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(SESSION_PREFIX):
+            continue
+        path = os.path.join(root, name)
+        lock = os.path.join(path, _LOCK_NAME)
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # held: a live session
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+class BlockStore:
+    """The driver's view of the store: session directory, byte accounting, spill, free.
+
+    Args:
+        budget_bytes: Bytes of blocks the shared-memory directory may hold before kept
+            blocks spill to disk. Capped by what ``/dev/shm`` can hold.
+        root: Where session directories live (``/dev/shm`` by default).
+        spill_root: Where spilled blocks go (a temp directory on disk by default).
+    """
+
+    def __init__(self, budget_bytes: int, root: str = "/dev/shm",
+                 spill_root: str | None = None) -> None:
+        self.session_id = uuid.uuid4().hex[:12]
+        capacity = _shm_capacity(root) if os.path.isdir(root) else 0
+        if capacity < 256 * 1024 * 1024:
+            # Containers often give /dev/shm 64 MB: use a disk-backed directory instead.
+            logger.warning("/dev/shm holds only %d bytes; the block store uses a disk "
+                           "directory instead", capacity)
+            root = tempfile.gettempdir()
+            capacity = _shm_capacity(root)
+        remove_stale_sessions(root)
+        self.root = root
+        self.dir = os.path.join(root, SESSION_PREFIX + self.session_id)
+        os.makedirs(self.dir, mode=0o700)
+        self._lock_fd = os.open(os.path.join(self.dir, _LOCK_NAME), os.O_CREAT | os.O_RDWR,
+                                0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self.spill_dir = os.path.join(spill_root or tempfile.gettempdir(),
+                                      SESSION_PREFIX + self.session_id + "-spill")
+        self.budget_bytes = int(min(budget_bytes, capacity * 0.9)) if capacity else budget_bytes
+        self._lock = threading.Lock()
+        self._sizes: dict[str, int] = {}  # block id -> bytes in shm
+        self._spillable: OrderedDict[str, str] = OrderedDict()  # block id -> path, LRU order
+        self._spilled: dict[str, int] = {}
+        self.used_bytes = 0
+        self.peak_bytes = 0
+        self.spilled_bytes_total = 0
+        self._closed = False
+
+    # -- accounting -------------------------------------------------------------------
+    def block_path(self, block_id: str) -> str:
+        return os.path.join(self.dir, block_id)
+
+    def register(self, block_id: str, size: int) -> None:
+        """Record a block file a worker (or the driver) wrote into the session directory."""
+        with self._lock:
+            self._sizes[block_id] = size
+            self.used_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.used_bytes)
+        if self.used_bytes > self.budget_bytes:
+            self.spill_until_under_budget()
+
+    def put(self, table: pa.Table, block_id: str | None = None) -> tuple[str, int]:
+        """Write a block from the driver; return its id and size."""
+        block_id = block_id or "d" + uuid.uuid4().hex[:16]
+        size = write_block_file(self.block_path(block_id), table)
+        self.register(block_id, size)
+        return block_id, size
+
+    def mark_spillable(self, block_id: str) -> None:
+        """Allow a kept block (materialized, all-to-all input) to spill when over budget."""
+        with self._lock:
+            if block_id in self._sizes:
+                self._spillable[block_id] = self.block_path(block_id)
+        if self.used_bytes > self.budget_bytes:
+            self.spill_until_under_budget()
+
+    def free(self, block_id: str) -> None:
+        """Delete a block's file (shm or spilled); safe from any thread, idempotent."""
+        with self._lock:
+            size = self._sizes.pop(block_id, None)
+            self._spillable.pop(block_id, None)
+            spilled = self._spilled.pop(block_id, None)
+            if size is not None:
+                self.used_bytes -= size
+        if self._closed:
+            return
+        if size is not None:
+            _unlink(self.block_path(block_id))
+        if spilled is not None:
+            _unlink(os.path.join(self.spill_dir, block_id))
+
+    # -- spilling ---------------------------------------------------------------------
+    def spill_until_under_budget(self) -> int:
+        """Move least recently kept spillable blocks to disk until under budget."""
+        moved = 0
+        while True:
+            with self._lock:
+                if self.used_bytes <= self.budget_bytes or not self._spillable:
+                    return moved
+                block_id, path = self._spillable.popitem(last=False)
+                size = self._sizes.get(block_id)
+            if size is None:
+                continue
+            os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
+            dest = os.path.join(self.spill_dir, block_id)
+            try:
+                shutil.copyfile(path, dest + ".tmp")
+                os.rename(dest + ".tmp", dest)
+            except FileNotFoundError:
+                continue  # freed meanwhile
+            with self._lock:
+                if self._sizes.pop(block_id, None) is None:  # freed while copying
+                    _unlink(dest)
+                    continue
+                self.used_bytes -= size
+                self._spilled[block_id] = size
+                self.spilled_bytes_total += size
+            _unlink(path)
+            moved += size
+
+    def is_spilled(self, block_id: str) -> bool:
+        with self._lock:
+            return block_id in self._spilled
+
+    # -- shutdown ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Remove the session directory and the spill directory."""
+        if self._closed:
+            return
+        self._closed = True
+        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        try:
+            os.close(self._lock_fd)
+        except OSError:
+            pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

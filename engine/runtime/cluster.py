@@ -1,0 +1,599 @@
+"""The embedded local cluster: a zygote, worker processes, a ZeroMQ ROUTER and the store.
+
+One IO thread owns the ROUTER socket and all scheduling state; other threads talk to it
+through a command queue and a wake-up pipe (ZeroMQ sockets are not thread-safe). Workers are
+forked by the zygote, so they are not the driver's children: their death is seen through
+``pidfd`` descriptors polled next to the socket. A dead worker's tasks are retried (a new
+attempt id; outputs of the dead attempt that arrive late are dropped, and outputs a retry
+re-produces that were already delivered are skipped, so nothing is counted twice).
+
+This module knows nothing of datasets: it runs functions on blocks.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import itertools
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+import pyarrow as pa
+import zmq
+
+from engine.errors import ActorDiedError, ResourceUnavailableError, WorkerCrashedError
+from engine.runtime import protocol as p
+from engine.runtime.block_store import BlockStore, serialize_table
+from engine.runtime.handles import ActorHandle, RemoteError, TaskHandle, ValueOutput
+from engine.runtime.zygote import Zygote
+from engine.runtime.refs import BlockRef
+
+logger = logging.getLogger(__name__)
+
+@dataclass
+class _Task:
+    key: int
+    name: str
+    digest: bytes
+    fn_bytes: bytes
+    args_bytes: bytes
+    handle: TaskHandle
+    max_retries: int
+    credits: int
+    actor_id: str | None = None
+    attempt: int = 0
+    accepted: int = 0  # outputs delivered to the handle, across attempts
+    worker: str | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class _Worker:
+    worker_id: str
+    pid: int
+    pidfd: int
+    actor_id: str | None = None
+    ready: bool = False
+    fns: set[bytes] = field(default_factory=set)
+    tasks: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Actor:
+    actor_id: str
+    init_bytes: bytes
+    handle: ActorHandle
+    max_restarts: int
+    env: dict[str, str]
+    gpu_ids: list[int]
+    num_cpus: float
+    worker: str | None = None
+    queue: collections.deque[int] = field(default_factory=collections.deque)
+    inflight: list[int] = field(default_factory=list)
+    dead: bool = False
+
+
+def detect_gpus() -> int:
+    """Count NVIDIA GPUs without starting CUDA (respects CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+class LocalCluster:
+    """A task/actor runtime on this machine.
+
+    Args:
+        num_cpus: Task worker processes (default: the CPUs of this machine).
+        num_gpus: GPUs to hand to actors (default: detected).
+        memory_budget: Bytes the shared-memory store may hold before kept blocks spill.
+        inline_max_bytes: Blocks up to this size travel inside messages.
+        zygote: A zygote started earlier (to overlap its start with the driver's imports).
+    """
+
+    def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None,
+                 memory_budget: int = 8 << 30, inline_max_bytes: int = 64 * 1024,
+                 zygote: Zygote | None = None, default_credits: int = 2) -> None:
+        self.num_cpus = int(num_cpus or os.cpu_count() or 1)
+        if self.num_cpus < 1:
+            raise ValueError(f"num_cpus must be at least 1, got {num_cpus}")
+        self.num_gpus = detect_gpus() if num_gpus is None else int(num_gpus)
+        self.inline_max_bytes = inline_max_bytes
+        self.default_credits = default_credits
+        self.store = BlockStore(memory_budget)
+        self._zygote = zygote or Zygote()
+        self._ctx = zmq.Context()
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._router.setsockopt(zmq.SNDHWM, 0)
+        self._router.setsockopt(zmq.RCVHWM, 0)
+        self.address = f"ipc://{self.store.dir}/r"
+        if len(self.address) > 100:  # ipc paths are capped at 107 bytes
+            self.address = "tcp://127.0.0.1:*"
+        self._router.bind(self.address)
+        self.address = self._router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._commands: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._workers: dict[str, _Worker] = {}
+        self._by_fd: dict[int, str] = {}
+        self._idle: collections.deque[str] = collections.deque()
+        self._queue: collections.deque[int] = collections.deque()
+        self._tasks: dict[int, _Task] = {}
+        self._actors: dict[str, _Actor] = {}
+        self._free_gpus = list(range(self.num_gpus))
+        self._keys = itertools.count(1)
+        self._worker_ids = itertools.count(1)
+        self._fn_cache: dict[int, tuple[Any, bytes, bytes]] = {}
+        self._fn_lock = threading.Lock()
+        self._stopping = False
+        self.workers_started = 0
+        self.tasks_retried = 0
+        for _ in range(self.num_cpus):
+            self._start_worker(None, {})
+        self._thread = threading.Thread(target=self._loop, name="engine-runtime", daemon=True)
+        self._thread.start()
+
+    # ================================================================== public contract
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), *, name: str = "",
+               max_retries: int = 3, credits: int | None = None,
+               notify: Callable[[], None] | None = None) -> TaskHandle:
+        """Run ``fn(*args)`` on a task worker; its outputs stream into the returned handle.
+
+        ``BlockRef`` arguments (or lists of them) arrive as zero-copy tables. Retries
+        (``max_retries``) cover system failures only: a worker that died mid-task.
+        """
+        return self._submit(fn, args, name=name, max_retries=max_retries, credits=credits,
+                            notify=notify, actor_id=None)
+
+    def create_actor(self, cls: type, args: tuple[Any, ...] = (),
+                     kwargs: dict[str, Any] | None = None, *, num_cpus: float = 1,
+                     num_gpus: float = 0, max_restarts: int = 3,
+                     env: dict[str, str] | None = None) -> ActorHandle:
+        """Start a dedicated process holding ``cls(*args, **kwargs)``; calls run in order."""
+        gpus = int(num_gpus) if num_gpus >= 1 else (1 if num_gpus > 0 else 0)
+        with self._fn_lock:
+            if gpus > len(self._free_gpus):
+                raise ResourceUnavailableError(
+                    f"an actor asks for num_gpus={num_gpus} but the cluster has "
+                    f"{len(self._free_gpus)} free of {self.num_gpus} GPUs")
+            gpu_ids = [self._free_gpus.pop(0) for _ in range(gpus)]
+        actor_env = dict(env or {})
+        if gpus:
+            actor_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
+        actor_id = f"a{next(self._worker_ids)}"
+        handle = ActorHandle(actor_id, self)
+        state = _Actor(actor_id, cloudpickle.dumps((cls, args, kwargs or {})), handle,
+                       max_restarts, actor_env, gpu_ids, num_cpus)
+        self._command(("actor", state))
+        return handle
+
+    def put(self, table: pa.Table) -> BlockRef:
+        """Store a block from the driver and return its reference."""
+        schema = table.schema.serialize().to_pybytes()
+        if table.nbytes <= self.inline_max_bytes:
+            return BlockRef("i", table.num_rows, table.nbytes, inline=serialize_table(table),
+                            schema_bytes=schema)
+        block_id, size = self.store.put(table)
+        return BlockRef(block_id, table.num_rows, size, path=self.store.block_path(block_id),
+                        schema_bytes=schema, store=self.store, spill_dir=self.store.spill_dir)
+
+    def get(self, refs: list[BlockRef]) -> list[pa.Table]:
+        """Read blocks (zero-copy memory maps)."""
+        return [ref.get() for ref in refs]
+
+    def cluster_resources(self) -> dict[str, float]:
+        """Totals of this node: CPU, GPU and store memory."""
+        return {"CPU": float(self.num_cpus), "GPU": float(self.num_gpus),
+                "object_store_memory": float(self.store.budget_bytes)}
+
+    def available_resources(self) -> dict[str, float]:
+        with self._fn_lock:
+            actor_cpus = sum(a.num_cpus for a in self._actors.values() if not a.dead)
+            return {"CPU": max(0.0, self.num_cpus - actor_cpus),
+                    "GPU": float(len(self._free_gpus))}
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in list(self._workers.values())]
+
+    def shutdown(self) -> None:
+        """Stop every worker and actor, the zygote and the IO thread; remove the store."""
+        if self._stopping:
+            return
+        self._command(("stop",))
+        self._thread.join(timeout=10)
+        deadline = time.monotonic() + 3
+        for w in list(self._workers.values()):
+            remaining = max(0.0, deadline - time.monotonic())
+            if not _wait_fd(w.pidfd, remaining):
+                try:
+                    os.kill(w.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                _wait_fd(w.pidfd, 2)
+            os.close(w.pidfd)
+        self._workers.clear()
+        self._zygote.close()
+        self._router.close(0)
+        self._ctx.term()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.store.close()
+
+    # ================================================================== internal: callers
+    def _command(self, cmd: tuple[Any, ...]) -> None:
+        self._commands.append(cmd)
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _pickle_fn(self, fn: Callable[..., Any]) -> tuple[bytes, bytes]:
+        with self._fn_lock:
+            cached = self._fn_cache.get(id(fn))
+            if cached is not None and cached[0] is fn:
+                return cached[1], cached[2]
+        data = cloudpickle.dumps(fn)
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        with self._fn_lock:
+            if len(self._fn_cache) > 256:
+                self._fn_cache.clear()
+            self._fn_cache[id(fn)] = (fn, digest, data)
+        return digest, data
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, name: str,
+                max_retries: int, credits: int | None, notify: Callable[[], None] | None,
+                actor_id: str | None) -> TaskHandle:
+        if self._stopping:
+            raise RuntimeError("the cluster is shut down")
+        digest, fn_bytes = self._pickle_fn(fn)
+        args_bytes = cloudpickle.dumps(tuple(args), protocol=pickle.HIGHEST_PROTOCOL)
+        key = next(self._keys)
+        handle = TaskHandle(key, name or getattr(fn, "__name__", "task"), self, notify)
+        handle.arg_refs = [a for a in args if isinstance(a, (BlockRef, list))]
+        task = _Task(key, handle.name, digest, fn_bytes, args_bytes, handle, max_retries,
+                     credits or self.default_credits, actor_id)
+        self._command(("submit", task))
+        return handle
+
+    def _grant_credits(self, key: int, n: int) -> None:
+        self._command(("credit", key, n))
+
+    def _cancel(self, key: int) -> None:
+        self._command(("cancel", key))
+
+    def _kill_actor(self, actor_id: str) -> None:
+        self._command(("kill_actor", actor_id))
+
+    def _actor_alive(self, actor_id: str) -> bool:
+        a = self._actors.get(actor_id)
+        return a is not None and not a.dead
+
+    # ================================================================== IO thread
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        registered: set[int] = set()
+        while True:
+            for fd in set(self._by_fd) - registered:
+                poller.register(fd, zmq.POLLIN)
+                registered.add(fd)
+            for fd in registered - set(self._by_fd):
+                poller.unregister(fd)
+                registered.discard(fd)
+            events = dict(poller.poll(1000))
+            if self._wake_r in events:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            while self._commands:
+                if self._handle_command(self._commands.popleft()):
+                    self._stop_workers()
+                    return
+            if self._router in events:
+                self._drain_router()
+            for fd in list(events):
+                wid = self._by_fd.get(fd)
+                if wid is not None:
+                    self._on_worker_death(wid)
+            self._dispatch()
+
+    def _drain_router(self) -> None:
+        while True:
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            wid = frames[0].bytes.decode()
+            worker = self._workers.get(wid)
+            if worker is None:
+                continue  # a worker declared dead: its late messages are dropped
+            self._on_message(worker, p.decode_header(frames[1].buffer), frames[2:])
+
+    def _handle_command(self, cmd: tuple[Any, ...]) -> bool:
+        kind = cmd[0]
+        if kind == "submit":
+            task: _Task = cmd[1]
+            self._tasks[task.key] = task
+            if task.actor_id is None:
+                self._queue.append(task.key)
+            else:
+                actor = self._actors.get(task.actor_id)
+                if actor is None or actor.dead:
+                    err = actor.handle.error if actor else None
+                    task.handle._finish(err or ActorDiedError(f"actor {task.actor_id} is dead"))
+                    self._tasks.pop(task.key, None)
+                else:
+                    actor.queue.append(task.key)
+        elif kind == "credit":
+            task = self._tasks.get(cmd[1])
+            if task is not None and task.worker is not None:
+                self._send(task.worker, p.encode_header(p.CREDIT, task.key, cmd[2]))
+        elif kind == "cancel":
+            self._cancel_task(cmd[1])
+        elif kind == "actor":
+            actor: _Actor = cmd[1]
+            self._actors[actor.actor_id] = actor
+            self._start_worker(actor.actor_id, actor.env)
+        elif kind == "kill_actor":
+            self._retire_actor(cmd[1], ActorDiedError(f"actor {cmd[1]} was killed"))
+        elif kind == "stop":
+            self._stopping = True
+            return True
+        return False
+
+    def _cancel_task(self, key: int) -> None:
+        task = self._tasks.get(key)
+        if task is None:
+            return
+        task.cancelled = True
+        if task.worker is None:
+            self._tasks.pop(key, None)
+            if key in self._queue:
+                self._queue.remove(key)
+            if task.actor_id is not None:
+                actor = self._actors.get(task.actor_id)
+                if actor is not None and key in actor.queue:
+                    actor.queue.remove(key)
+            task.handle._finish()
+        else:
+            self._send(task.worker, p.encode_header(p.CANCEL, key))
+
+    # -- workers -------------------------------------------------------------------------
+    def _start_worker(self, actor_id: str | None, env: dict[str, str]) -> None:
+        wid = f"w{next(self._worker_ids)}"
+        pid = self._zygote.fork({
+            "worker_id": wid, "address": self.address, "driver_pid": os.getpid(),
+            "store_dir": self.store.dir, "spill_dir": self.store.spill_dir,
+            "inline_max": self.inline_max_bytes, "env": env, "cpu_share": 1,
+        })
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pidfd = os.open("/dev/null", os.O_RDONLY)  # polls readable: seen dead at once
+        self._workers[wid] = _Worker(wid, pid, pidfd, actor_id)
+        self._by_fd[pidfd] = wid
+        self.workers_started += 1
+        if actor_id is not None:
+            self._actors[actor_id].worker = wid
+
+    def _send(self, wid: str, *frames: bytes) -> bool:
+        try:
+            self._router.send_multipart([wid.encode(), *frames], copy=False)
+            return True
+        except zmq.ZMQError:  # unreachable: the worker is dying; its pidfd will tell
+            return False
+
+    def _dispatch(self) -> None:
+        while self._queue and self._idle:
+            key = self._queue.popleft()
+            task = self._tasks.get(key)
+            if task is None:
+                continue
+            self._run_on(self._idle.popleft(), task)
+        for actor in self._actors.values():
+            worker = self._workers.get(actor.worker) if actor.worker else None
+            if worker is None or not worker.ready:
+                continue
+            while actor.queue:
+                key = actor.queue.popleft()
+                task = self._tasks.get(key)
+                if task is not None:
+                    actor.inflight.append(key)
+                    self._run_on(worker.worker_id, task)
+
+    def _run_on(self, wid: str, task: _Task) -> None:
+        worker = self._workers[wid]
+        fn_frame = b"" if task.digest in worker.fns else task.fn_bytes
+        worker.fns.add(task.digest)
+        task.worker = wid
+        worker.tasks.append(task.key)
+        header = p.encode_header(p.TASK, task.key, task.attempt, task.digest, task.credits)
+        self._send(wid, header, fn_frame, task.args_bytes)
+
+    def _on_message(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:
+        kind = header[0]
+        if kind == p.OUTPUT:
+            self._on_output(worker, header, frames)
+        elif kind == p.DONE:
+            _, key, attempt, cpu = header
+            task = self._task_of(worker, key, attempt)
+            if task is not None:
+                self._release(worker, task)
+                task.handle._finish(None, cpu)
+        elif kind == p.ERROR:
+            self._on_error(worker, header, frames)
+        elif kind == p.READY:
+            worker.ready = True
+            if worker.actor_id is None:
+                self._idle.append(worker.worker_id)
+            else:
+                actor = self._actors[worker.actor_id]
+                self._send(worker.worker_id, p.encode_header(p.ACTOR_INIT), actor.init_bytes)
+                worker.ready = False  # until the constructor ran
+        elif kind == p.ACTOR_READY:
+            worker.ready = True
+            actor = self._actors[worker.actor_id]  # type: ignore[index]
+            actor.handle.ready.set()
+
+    def _task_of(self, worker: _Worker, key: int, attempt: int) -> _Task | None:
+        task = self._tasks.get(key)
+        if task is None or task.attempt != attempt or task.worker != worker.worker_id:
+            return None  # a stale attempt, or a cancelled task
+        return task
+
+    def _release(self, worker: _Worker, task: _Task) -> None:
+        self._tasks.pop(task.key, None)
+        if task.key in worker.tasks:
+            worker.tasks.remove(task.key)
+        if worker.actor_id is None:
+            if not worker.tasks:
+                self._idle.append(worker.worker_id)
+        else:
+            actor = self._actors.get(worker.actor_id)
+            if actor is not None and task.key in actor.inflight:
+                actor.inflight.remove(task.key)
+
+    def _on_output(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:
+        _, key, attempt, index, kind, block_id, rows, size = header
+        task = self._task_of(worker, key, attempt)
+        if kind == p.KIND_STORED:
+            self.store.register(block_id, size)
+        if task is None or task.cancelled or index < task.accepted:
+            if kind == p.KIND_STORED:
+                self.store.free(block_id)
+            if task is not None and not task.cancelled:
+                self._send(worker.worker_id, p.encode_header(p.CREDIT, key, 1))
+            return
+        task.accepted += 1
+        if kind == p.KIND_VALUE:
+            item: Any = ValueOutput(cloudpickle.loads(frames[1].buffer), size)
+        elif kind == p.KIND_INLINE:
+            item = BlockRef("i", rows, size, inline=frames[1].bytes, schema_bytes=frames[0].bytes)
+        else:
+            item = BlockRef(block_id, rows, size, path=self.store.block_path(block_id),
+                            schema_bytes=frames[0].bytes, store=self.store,
+                            spill_dir=self.store.spill_dir)
+        task.handle._push(item)
+
+    def _on_error(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:
+        _, key, attempt, type_name, message, tb = header
+        try:
+            exc_type = cloudpickle.loads(frames[0].buffer) if frames[0].bytes else None
+        except Exception:
+            exc_type = None
+        error = RemoteError(exc_type, type_name, message, tb)
+        if key == -1:  # an actor's constructor raised: the actor is unusable
+            self._retire_actor(worker.actor_id, error)  # type: ignore[arg-type]
+            return
+        task = self._task_of(worker, key, attempt)
+        if task is not None:
+            self._release(worker, task)
+            task.handle._finish(error)
+
+    def _on_worker_death(self, wid: str) -> None:
+        worker = self._workers.pop(wid, None)
+        if worker is None:
+            return
+        self._by_fd.pop(worker.pidfd, None)
+        os.close(worker.pidfd)
+        if wid in self._idle:
+            self._idle.remove(wid)
+        if self._stopping:
+            return
+        if worker.actor_id is not None:
+            self._on_actor_death(worker)
+            return
+        for key in worker.tasks:
+            task = self._tasks.get(key)
+            if task is None:
+                continue
+            task.worker = None
+            if task.attempt < task.max_retries and not task.cancelled:
+                task.attempt += 1
+                self.tasks_retried += 1
+                self._queue.appendleft(key)
+            else:
+                self._tasks.pop(key, None)
+                task.handle._finish(WorkerCrashedError(
+                    f"task {task.name} failed: its worker (pid {worker.pid}) died "
+                    f"{task.attempt + 1} time(s) (max_retries={task.max_retries})"))
+        logger.warning("worker pid %d died; starting a replacement", worker.pid)
+        self._start_worker(None, {})
+
+    def _on_actor_death(self, worker: _Worker) -> None:
+        actor = self._actors.get(worker.actor_id)  # type: ignore[arg-type]
+        if actor is None or actor.dead:
+            return
+        if actor.handle.restarts >= actor.max_restarts:
+            self._retire_actor(actor.actor_id, ActorDiedError(
+                f"actor {actor.actor_id} died (pid {worker.pid}) and exhausted "
+                f"max_restarts={actor.max_restarts}"))
+            return
+        actor.handle.restarts += 1
+        actor.handle.ready.clear()
+        for key in reversed(actor.inflight):  # resubmit in-flight calls, in order, first
+            task = self._tasks.get(key)
+            if task is not None:
+                task.attempt += 1
+                task.worker = None
+                actor.queue.appendleft(key)
+        actor.inflight.clear()
+        logger.warning("actor %s died (pid %d); restarting it", actor.actor_id, worker.pid)
+        self._start_worker(actor.actor_id, actor.env)
+
+    def _retire_actor(self, actor_id: str, error: BaseException) -> None:
+        actor = self._actors.get(actor_id)
+        if actor is None or actor.dead:
+            return
+        actor.dead = True
+        actor.handle.error = error
+        actor.handle.ready.set()
+        with self._fn_lock:
+            self._free_gpus.extend(actor.gpu_ids)
+        for key in [*actor.inflight, *actor.queue]:
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.handle._finish(error)
+        actor.inflight.clear()
+        actor.queue.clear()
+        worker = self._workers.get(actor.worker) if actor.worker else None
+        if worker is not None:
+            self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
+            try:
+                os.kill(worker.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _stop_workers(self) -> None:
+        for wid in list(self._workers):
+            self._send(wid, p.encode_header(p.SHUTDOWN))
+        for task in list(self._tasks.values()):
+            task.handle._finish(RuntimeError("the cluster was shut down"))
+        self._tasks.clear()
+
+
+def _wait_fd(fd: int, timeout: float) -> bool:
+    import select
+
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)

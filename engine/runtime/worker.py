@@ -1,0 +1,250 @@
+"""A worker process: runs tasks (or hosts one actor) sent by the driver over ZeroMQ.
+
+A task is ``fn(*args)``; for an actor, ``fn(instance, *args)``. Block references among the
+arguments (top level, or lists of them) arrive as :class:`BlockLocation` and are replaced by
+zero-copy tables before the call. If the call returns an iterator, each item is sent as it
+is produced (tables go to the shared store or inline, anything else is pickled): a task
+streams its output. The driver grants credits; a task that used them all waits, so a slow
+consumer backpressures the producer. The worker exits when the driver process exits.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import cloudpickle
+import pyarrow as pa
+import zmq
+
+from engine.runtime import protocol as p
+from engine.runtime.block_store import (
+    BlockLocation,
+    read_location,
+    serialize_table,
+    write_block_file,
+)
+
+_ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _DriverGone(Exception):
+    pass
+
+
+def trimmed_traceback(exc: BaseException) -> str:
+    """Format ``exc``'s traceback without the engine's own frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(_ENGINE_ROOT)]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+def _resolve(arg: Any) -> Any:
+    if isinstance(arg, BlockLocation):
+        return read_location(arg)
+    if isinstance(arg, list) and arg and isinstance(arg[0], BlockLocation):
+        return [read_location(a) for a in arg]
+    return arg
+
+
+class Worker:
+    """The worker's event loop (one per process)."""
+
+    def __init__(self, worker_id: str, address: str, driver_pid: int, store_dir: str,
+                 spill_dir: str, inline_max: int) -> None:
+        self.worker_id = worker_id
+        self.store_dir = store_dir
+        self.spill_dir = spill_dir
+        self.inline_max = inline_max
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.IDENTITY, worker_id.encode())
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(address)
+        self.driver_fd = os.pidfd_open(driver_pid)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self.poller.register(self.driver_fd, zmq.POLLIN)
+        self.fns: dict[bytes, Any] = {}
+        self.pending: collections.deque[list[zmq.Frame]] = collections.deque()
+        self.credits: dict[int, int] = {}
+        self.cancelled: set[int] = set()
+        self.block_counter = 0
+        self.instance: Any = None
+        self.is_actor = False
+
+    # -- receiving ----------------------------------------------------------------------
+    def _recv(self, timeout_ms: int | None) -> list[zmq.Frame] | None:
+        events = dict(self.poller.poll(timeout_ms))
+        if self.driver_fd in events:
+            raise _DriverGone()
+        if self.sock in events:
+            return self.sock.recv_multipart(copy=False)  # type: ignore[no-any-return]
+        return None
+
+    def _absorb_control(self, frames: list[zmq.Frame]) -> bool:
+        """Apply a CREDIT/CANCEL message at once; return False for anything else."""
+        header = p.decode_header(frames[0].buffer)
+        if header[0] == p.CREDIT:
+            self.credits[header[1]] = self.credits.get(header[1], 0) + header[2]
+            return True
+        if header[0] == p.CANCEL:
+            self.cancelled.add(header[1])
+            return True
+        return False
+
+    def _drain_control(self, timeout_ms: int = 0) -> None:
+        while True:
+            frames = self._recv(timeout_ms)
+            if frames is None:
+                return
+            if not self._absorb_control(frames):
+                self.pending.append(frames)
+            timeout_ms = 0
+
+    def run(self) -> None:
+        self.sock.send_multipart([p.encode_header(p.READY, os.getpid())])
+        try:
+            while True:
+                frames = self.pending.popleft() if self.pending else self._recv(None)
+                if frames is None:
+                    continue
+                header = p.decode_header(frames[0].buffer)
+                kind = header[0]
+                if kind == p.TASK:
+                    self._run_task(header, frames)
+                elif kind == p.ACTOR_INIT:
+                    self._init_actor(frames)
+                elif kind == p.SHUTDOWN:
+                    return
+                else:
+                    self._absorb_control(frames)
+        except _DriverGone:
+            return
+        finally:
+            self.sock.close(0)
+            self.ctx.term()
+
+    # -- actors ---------------------------------------------------------------------------
+    def _init_actor(self, frames: list[zmq.Frame]) -> None:
+        self.is_actor = True
+        try:
+            cls, args, kwargs = cloudpickle.loads(frames[1].buffer)
+            self.instance = cls(*args, **kwargs)
+        except BaseException as exc:
+            self._send_error(-1, 0, exc)
+            return
+        self.sock.send_multipart([p.encode_header(p.ACTOR_READY)])
+
+    # -- tasks ----------------------------------------------------------------------------
+    def _run_task(self, header: tuple[Any, ...], frames: list[zmq.Frame]) -> None:
+        _, key, attempt, digest, credits = header
+        self.credits[key] = self.credits.get(key, 0) + credits
+        cpu0 = time.process_time()
+        try:
+            fn = self.fns.get(digest)
+            if fn is None:
+                fn = cloudpickle.loads(frames[1].buffer)
+                self.fns[digest] = fn
+            args = [_resolve(a) for a in pickle.loads(frames[2].buffer)]
+            result = fn(self.instance, *args) if self.is_actor else fn(*args)
+            if isinstance(result, Iterator):
+                self._stream(key, attempt, result)
+            elif result is not None:
+                self._emit(key, attempt, 0, result)
+        except _Cancelled:
+            pass
+        except _DriverGone:
+            raise
+        except BaseException as exc:
+            self.credits.pop(key, None)
+            self.cancelled.discard(key)
+            self._send_error(key, attempt, exc)
+            return
+        self.credits.pop(key, None)
+        self.cancelled.discard(key)
+        self.sock.send_multipart([p.encode_header(p.DONE, key, attempt,
+                                                  time.process_time() - cpu0)])
+
+    def _stream(self, key: int, attempt: int, items: Iterator[Any]) -> None:
+        index = 0
+        try:
+            for item in items:
+                self._emit(key, attempt, index, item)
+                index += 1
+                self.credits[key] -= 1
+                self._drain_control(0)
+                while self.credits[key] <= 0 and key not in self.cancelled:
+                    self._drain_control(None)
+                if key in self.cancelled:
+                    raise _Cancelled()
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def _emit(self, key: int, attempt: int, index: int, item: Any) -> None:
+        if isinstance(item, pa.Table):
+            schema = item.schema.serialize().to_pybytes()
+            if item.nbytes <= self.inline_max:
+                payload = serialize_table(item)
+                header = p.encode_header(p.OUTPUT, key, attempt, index, p.KIND_INLINE, "",
+                                         item.num_rows, item.nbytes)
+                self.sock.send_multipart([header, schema, payload], copy=False)
+                return
+            self.block_counter += 1
+            block_id = f"{self.worker_id}-{os.getpid()}-{self.block_counter}"
+            size = write_block_file(os.path.join(self.store_dir, block_id), item)
+            header = p.encode_header(p.OUTPUT, key, attempt, index, p.KIND_STORED, block_id,
+                                     item.num_rows, size)
+            self.sock.send_multipart([header, schema, b""])
+            return
+        payload = cloudpickle.dumps(item)
+        header = p.encode_header(p.OUTPUT, key, attempt, index, p.KIND_VALUE, "", 0,
+                                 len(payload))
+        self.sock.send_multipart([header, b"", payload], copy=False)
+
+    def _send_error(self, key: int, attempt: int, exc: BaseException) -> None:
+        try:
+            type_bytes = cloudpickle.dumps(type(exc))
+        except Exception:
+            type_bytes = b""
+        header = p.encode_header(p.ERROR, key, attempt, type(exc).__name__, str(exc),
+                                 trimmed_traceback(exc))
+        self.sock.send_multipart([header, type_bytes])
+
+
+def configure_threads(cpu_share: int) -> None:
+    """Size pyarrow's pools to this worker's CPU share (N workers on N cores)."""
+    pa.set_cpu_count(max(1, cpu_share))
+    pa.set_io_thread_count(max(4, cpu_share))
+    try:
+        pa.jemalloc_set_decay_ms(0)
+    except (NotImplementedError, pa.ArrowNotImplementedError):
+        pass
+
+
+def worker_main(worker_id: str, address: str, driver_pid: int, store_dir: str,
+                spill_dir: str, inline_max: int, cpu_share: int = 1) -> None:
+    """Entry point of a forked worker: serve until the driver says stop or dies."""
+    configure_threads(cpu_share)
+    try:
+        Worker(worker_id, address, driver_pid, store_dir, spill_dir, inline_max).run()
+    except ProcessLookupError:  # driver already gone when we started
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,88 @@
+"""The process-wide session that Ray Data's API implies: the implicitly started cluster.
+
+``init()`` starts the embedded local cluster (or returns the running one); any consuming
+call starts it implicitly; ``shutdown()`` stops it and runs at exit. To keep a whole small
+script under a second, the zygote is started ahead (``prestart``) while the driver still
+imports pyarrow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.RLock()
+_cluster: Any = None
+_zygote: Any = None
+
+
+def prestart() -> None:
+    """Start the zygote early so its imports overlap the driver's (no-op once running)."""
+    global _zygote
+    with _lock:
+        if _cluster is None and _zygote is None:
+            from engine.runtime.zygote import Zygote
+
+            _zygote = Zygote()
+
+
+def init(num_cpus: int | None = None, num_gpus: int | None = None,
+         address: str | None = None, *, ignore_reinit_error: bool = True,
+         object_store_memory: int | None = None, **_: Any) -> Any:
+    """Start the embedded local cluster and return it.
+
+    Args:
+        num_cpus: Worker processes for tasks (default: every CPU of this machine).
+        num_gpus: GPUs handed to actors (default: detected).
+        address: Only ``None``/``"local"`` is supported: an embedded cluster on this machine.
+        object_store_memory: The block store's budget in bytes (default:
+            ``DataContext.memory_budget``).
+    """
+    global _cluster, _zygote
+    if address not in (None, "local", "auto"):
+        raise ValueError(f"address={address!r}: only an embedded local cluster is supported "
+                         "(address=None)")
+    with _lock:
+        if _cluster is not None:
+            if not ignore_reinit_error:
+                raise RuntimeError("the engine is already initialized; call shutdown() first")
+            return _cluster
+        from engine.context import DataContext
+        from engine.runtime.cluster import LocalCluster
+
+        ctx = DataContext.get_current()
+        zygote, _zygote = _zygote, None
+        _cluster = LocalCluster(num_cpus=num_cpus, num_gpus=num_gpus,
+                                memory_budget=object_store_memory or ctx.memory_budget,
+                                inline_max_bytes=ctx.inline_block_max_bytes, zygote=zygote,
+                                default_credits=ctx.task_output_credits)
+        return _cluster
+
+
+def get_cluster() -> Any:
+    """The running cluster, started implicitly on first use."""
+    with _lock:
+        return _cluster if _cluster is not None else init()
+
+
+def is_initialized() -> bool:
+    return _cluster is not None
+
+
+def shutdown() -> None:
+    """Stop the cluster: workers, actors, zygote; remove the block store."""
+    global _cluster, _zygote
+    with _lock:
+        cluster, _cluster = _cluster, None
+        zygote, _zygote = _zygote, None
+    if cluster is not None:
+        cluster.shutdown()
+    if zygote is not None:
+        zygote.close()
+
+
+atexit.register(shutdown)
