@@ -66,7 +66,7 @@ def _parquet_file(index: int, first_id: int, rows: int) -> pa.Table:
 def parquet_set(rows: int) -> ParquetSet:
     """Return the cached parquet set of ``rows`` rows, writing it first if it is missing."""
     directory = DATA_DIR / f"parquet-{rows}"
-    manifest = directory / "manifest.json"
+    manifest = DATA_DIR / f"parquet-{rows}.json"  # beside, not in, the directory read
     if not manifest.exists():
         tmp = DATA_DIR / f".parquet-{rows}.{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -76,9 +76,9 @@ def parquet_set(rows: int) -> ParquetSet:
         for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
             names.append(f"part-{i:02d}.parquet")
             pq.write_table(_parquet_file(i, int(a), int(b - a)), tmp / names[-1])
-        (tmp / "manifest.json").write_text(json.dumps({"rows": rows, "files": names}))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
+        manifest.write_text(json.dumps({"rows": rows, "files": names}))
     files = json.loads(manifest.read_text())["files"]
     return ParquetSet(directory, [str(directory / f) for f in files], rows)
 

@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "Datasource": "engine.io.interfaces",
     "Datasink": "engine.io.interfaces",
     "ReadTask": "engine.io.interfaces",
+    "get": "engine.refs_api",
     # errors
     "UserCodeError": "engine.errors",
     "EngineError": "engine.errors",

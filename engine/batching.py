@@ -8,6 +8,7 @@ iterator stops the thread and the execution behind it.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -110,16 +111,12 @@ def _background(source: Iterator[Any], depth: int, owner: Any) -> Iterator[Any]:
         except BaseException as exc:
             failure.append(exc)
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 source.close()  # type: ignore[attr-defined]
-            except Exception:
-                pass
             close = getattr(owner, "close", None)
             if close is not None:
-                try:
+                with contextlib.suppress(Exception):
                     close()
-                except Exception:
-                    pass
             while True:
                 try:
                     out.put(_END, timeout=0.1)
@@ -141,8 +138,6 @@ def _background(source: Iterator[Any], depth: int, owner: Any) -> Iterator[Any]:
     finally:
         stop.set()
         while thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 out.get(timeout=0.1)
-            except queue.Empty:
-                pass
             thread.join(timeout=0.1)

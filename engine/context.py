@@ -10,7 +10,7 @@ import copy
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -87,8 +87,8 @@ class DataContext:
     use_push_based_shuffle: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    _lock = threading.Lock()
-    _current: DataContext | None = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _current: ClassVar[DataContext | None] = None
 
     @classmethod
     def get_current(cls) -> DataContext:

@@ -56,7 +56,7 @@ class Dataset:
         return self._plan.dag
 
     # =============================================================== transforms
-    def map_batches(self, fn: Any, *, batch_size: int | None | str = None,
+    def map_batches(self, fn: Any, *, batch_size: int | str | None = None,
                     compute: Any = None, batch_format: str | None = "default",
                     zero_copy_batch: bool = True, fn_args: Iterable[Any] | None = None,
                     fn_kwargs: dict[str, Any] | None = None,
@@ -173,7 +173,8 @@ class Dataset:
             if len(names) != len(current):
                 raise ValueError(f"rename_columns: got {len(names)} names for "
                                  f"{len(current)} columns {current}")
-            return self._with(lo.Project(self._dag, rename=tuple(zip(current, names))))
+            renames = tuple(zip(current, names, strict=True))
+            return self._with(lo.Project(self._dag, rename=renames))
         raise TypeError(f"rename_columns takes a dict or a list; got {type(names).__name__}")
 
     def with_column(self, column_name: str, expr: Any, **_: Any) -> Dataset:
@@ -387,6 +388,71 @@ class Dataset:
                     files.extend(getattr(ref, "input_files", ()))
         return list(dict.fromkeys(files))
 
+    def iter_torch_batches(self, *, prefetch_batches: int = 1,
+                           batch_size: int | None = 256, dtypes: Any = None,
+                           device: str = "auto", collate_fn: Callable[[Any], Any] | None = None,
+                           drop_last: bool = False,
+                           local_shuffle_buffer_size: int | None = None,
+                           local_shuffle_seed: int | None = None) -> Iterator[Any]:
+        """Like ``iter_batches``, with batches as dicts of ``torch.Tensor`` on ``device``."""
+        from engine.torch_batches import to_torch_collate
+
+        return self.iter_batches(prefetch_batches=prefetch_batches, batch_size=batch_size,
+                                 batch_format="numpy", drop_last=drop_last,
+                                 local_shuffle_buffer_size=local_shuffle_buffer_size,
+                                 local_shuffle_seed=local_shuffle_seed,
+                                 _collate_fn=to_torch_collate(dtypes, device, collate_fn))
+
+    def to_numpy_refs(self, *, column: str | None = None) -> list[Any]:
+        """References whose ``get()`` returns each block as numpy (a dict, or the array of
+        ``column``)."""
+        from engine.refs_api import FormattedRef
+
+        return [FormattedRef(r, "numpy", column) for r in self.to_arrow_refs()]
+
+    def to_pandas_refs(self) -> list[Any]:
+        """References whose ``get()`` returns each block as a DataFrame."""
+        from engine.refs_api import FormattedRef
+
+        return [FormattedRef(r, "pandas", None) for r in self.to_arrow_refs()]
+
+    # -- splits --------------------------------------------------------------------------
+    def split(self, n: int, *, equal: bool = False, locality_hints: Any = None) -> \
+            list[MaterializedDataset]:
+        """Materialize and split into ``n`` datasets (of exactly equal rows if ``equal``,
+        dropping the remainder; else whole blocks balanced by rows)."""
+        from engine import splits
+
+        return splits.split(self, n, equal)
+
+    def split_at_indices(self, indices: list[int]) -> list[MaterializedDataset]:
+        """Split at the given row indices into ``len(indices) + 1`` datasets."""
+        from engine import splits
+
+        return splits.split_at_indices(self, list(indices))
+
+    def split_proportionately(self, proportions: list[float]) -> list[MaterializedDataset]:
+        """Split by fractions of the rows; the last split takes the rest."""
+        from engine import splits
+
+        return splits.split_proportionately(self, list(proportions))
+
+    def train_test_split(self, test_size: float | int, *, shuffle: bool = False,
+                         seed: int | None = None, **_: Any) -> \
+            tuple[MaterializedDataset, MaterializedDataset]:
+        """Split into (train, test); ``test_size`` is a fraction or a row count."""
+        from engine import splits
+
+        return splits.train_test_split(self, test_size, shuffle, seed)
+
+    def streaming_split(self, n: int, *, equal: bool = False,
+                        locality_hints: Any = None) -> list[Any]:
+        """``n`` iterators that consume one execution concurrently (e.g. one per trainer
+        rank, each on its own thread); ``equal`` gives each exactly ``total // n`` rows."""
+        from engine import splits
+
+        return splits.streaming_split(self, n, equal)
+
     # -- aggregates ----------------------------------------------------------------------
     def aggregate(self, *aggs: Any) -> dict[str, Any] | None:
         """Compute aggregations (``AggregateFn``s) over the whole dataset.
@@ -543,7 +609,8 @@ def _known_row_count(op: lo.LogicalOperator) -> int | None:
         return None if upstream is None else min(upstream, op.limit)
     if isinstance(op, lo.NAry) and op.kind == "union":
         counts = [_known_row_count(i) for i in op.inputs]
-        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+        known = [c for c in counts if c is not None]
+        return sum(known) if len(known) == len(counts) else None
     if isinstance(op, lo.AllToAll) and op.kind in ("randomize_blocks", "repartition",
                                                    "random_shuffle"):
         return _known_row_count(op.input)

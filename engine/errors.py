@@ -103,6 +103,6 @@ def user_code_error(original: type[BaseException], message: str, operator: str,
     cls = _dual_class(original) if isinstance(original, type) else None
     if cls is None:
         return UserCodeError(message, operator, remote_traceback)
-    err = UserCodeError.__new__(cls)  # type: ignore[call-overload]
+    err: Any = Exception.__new__(cls)
     UserCodeError.__init__(err, message, operator, remote_traceback)
     return err  # type: ignore[no-any-return]

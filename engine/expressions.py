@@ -26,27 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-Datum = pa.ChunkedArray | pa.Array | pa.Scalar
-
-__all__ = [
-    "AliasExpr",
-    "BinaryExpr",
-    "ColumnExpr",
-    "Expr",
-    "FunctionExpr",
-    "LiteralExpr",
-    "Operation",
-    "UnaryExpr",
-    "can_push_down",
-    "col",
-    "evaluate",
-    "evaluate_predicate",
-    "lit",
-    "output_name",
-    "referenced_columns",
-    "rename_columns",
-    "to_pyarrow",
-]
+# An Arrow array, chunked array or scalar (pyarrow ships no type stubs).
+Datum = Any
 
 
 class Operation(str, enum.Enum):
@@ -86,90 +67,60 @@ _SYMBOLS = {
 # ---------------------------------------------------------------- the expression tree
 
 
+def _binary(op: Operation, reflected: bool = False) -> Callable[[Expr, Any], Expr]:
+    """Return the method behind a Python operator (``reflected``: for ``1 + col("x")``)."""
+
+    def method(self: Expr, other: Any) -> Expr:
+        other = _wrap(other)
+        return BinaryExpr(op, other, self) if reflected else BinaryExpr(op, self, other)
+
+    method.__doc__ = f"Return the expression ``{'other' if reflected else 'self'} " \
+                     f"{_SYMBOLS[op]} {'self' if reflected else 'other'}``."
+    return method
+
+
+def _math(func: str, doc: str) -> Callable[[Expr], Expr]:
+    """Return an elementwise method applying the ``pyarrow.compute`` function ``func``."""
+    name = func.removesuffix("_checked")
+
+    def method(self: Expr) -> Expr:
+        return _call(self, func, f"{name}()")
+
+    method.__name__, method.__doc__ = name, doc
+    return method
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Expr:
-    """Base class of expression nodes; build them with :func:`col` and :func:`lit`."""
+    """Base class of expression nodes; build them with :func:`col` and :func:`lit`.
 
-    # Python operators build new nodes.
-    def __add__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.ADD, self, _wrap(other))
+    Python operators build new nodes: ``+ - * / // % **``, unary ``-``, comparisons, and
+    ``& | ~`` for Kleene and/or/not. A plain value on either side becomes a :func:`lit`.
+    """
 
-    def __radd__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.ADD, _wrap(other), self)
-
-    def __sub__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.SUB, self, _wrap(other))
-
-    def __rsub__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.SUB, _wrap(other), self)
-
-    def __mul__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.MUL, self, _wrap(other))
-
-    def __rmul__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.MUL, _wrap(other), self)
-
-    def __truediv__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.DIV, self, _wrap(other))
-
-    def __rtruediv__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.DIV, _wrap(other), self)
-
-    def __floordiv__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.FLOORDIV, self, _wrap(other))
-
-    def __rfloordiv__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.FLOORDIV, _wrap(other), self)
-
-    def __mod__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.MOD, self, _wrap(other))
-
-    def __rmod__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.MOD, _wrap(other), self)
-
-    def __pow__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.POW, self, _wrap(other))
-
-    def __rpow__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.POW, _wrap(other), self)
-
-    def __neg__(self) -> Expr:
-        return UnaryExpr(Operation.NEG, self)
-
-    def __gt__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.GT, self, _wrap(other))
-
-    def __lt__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.LT, self, _wrap(other))
-
-    def __ge__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.GE, self, _wrap(other))
-
-    def __le__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.LE, self, _wrap(other))
-
-    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
-        return BinaryExpr(Operation.EQ, self, _wrap(other))
-
-    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
-        return BinaryExpr(Operation.NE, self, _wrap(other))
-
-    def __and__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.AND, self, _wrap(other))
-
-    def __rand__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.AND, _wrap(other), self)
-
-    def __or__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.OR, self, _wrap(other))
-
-    def __ror__(self, other: Any) -> Expr:
-        return BinaryExpr(Operation.OR, _wrap(other), self)
+    __add__, __radd__ = _binary(Operation.ADD), _binary(Operation.ADD, reflected=True)
+    __sub__, __rsub__ = _binary(Operation.SUB), _binary(Operation.SUB, reflected=True)
+    __mul__, __rmul__ = _binary(Operation.MUL), _binary(Operation.MUL, reflected=True)
+    __truediv__ = _binary(Operation.DIV)
+    __rtruediv__ = _binary(Operation.DIV, reflected=True)
+    __floordiv__ = _binary(Operation.FLOORDIV)
+    __rfloordiv__ = _binary(Operation.FLOORDIV, reflected=True)
+    __mod__, __rmod__ = _binary(Operation.MOD), _binary(Operation.MOD, reflected=True)
+    __pow__, __rpow__ = _binary(Operation.POW), _binary(Operation.POW, reflected=True)
+    __and__, __rand__ = _binary(Operation.AND), _binary(Operation.AND, reflected=True)
+    __or__, __ror__ = _binary(Operation.OR), _binary(Operation.OR, reflected=True)
+    __gt__, __lt__ = _binary(Operation.GT), _binary(Operation.LT)
+    __ge__, __le__ = _binary(Operation.GE), _binary(Operation.LE)
+    __eq__ = _binary(Operation.EQ)  # type: ignore[assignment]
+    __ne__ = _binary(Operation.NE)  # type: ignore[assignment]
+    # ``==`` builds an expression, so hashing must not rely on it.
+    __hash__ = object.__hash__
 
     def __invert__(self) -> Expr:
         return UnaryExpr(Operation.NOT, self)
 
-    __hash__ = object.__hash__
+    def __neg__(self) -> Expr:
+        return UnaryExpr(Operation.NEG, self)
 
     def __bool__(self) -> bool:
         raise TypeError(
@@ -181,7 +132,6 @@ class Expr:
     def __repr__(self) -> str:
         return _repr(self)
 
-    # Null checks, membership and naming.
     def is_null(self) -> Expr:
         """Return an expression that is true where this expression is null."""
         return UnaryExpr(Operation.IS_NULL, self)
@@ -225,7 +175,6 @@ class Expr:
         """Return the equivalent ``pyarrow.compute.Expression`` (see :func:`to_pyarrow`)."""
         return to_pyarrow(self)
 
-    # Elementwise math (Ray Data's method names).
     def negate(self) -> Expr:
         """Return the negated value, like ``-expr``."""
         return UnaryExpr(Operation.NEG, self)
@@ -234,69 +183,22 @@ class Expr:
         """Return this value raised to ``exponent``, like ``expr ** exponent``."""
         return BinaryExpr(Operation.POW, self, _wrap(exponent))
 
-    def abs(self) -> Expr:
-        """Return the absolute value."""
-        return _call(self, "abs_checked", "abs()")
-
-    def sign(self) -> Expr:
-        """Return -1, 0 or 1 by the sign of the value."""
-        return _call(self, "sign", "sign()")
-
-    def ceil(self) -> Expr:
-        """Return the value rounded up to an integer."""
-        return _call(self, "ceil", "ceil()")
-
-    def floor(self) -> Expr:
-        """Return the value rounded down to an integer."""
-        return _call(self, "floor", "floor()")
-
-    def round(self) -> Expr:
-        """Return the value rounded to the nearest integer (half to even)."""
-        return _call(self, "round", "round()")
-
-    def trunc(self) -> Expr:
-        """Return the value rounded toward zero."""
-        return _call(self, "trunc", "trunc()")
-
-    def ln(self) -> Expr:
-        """Return the natural logarithm."""
-        return _call(self, "ln", "ln()")
-
-    def log10(self) -> Expr:
-        """Return the base-10 logarithm."""
-        return _call(self, "log10", "log10()")
-
-    def log2(self) -> Expr:
-        """Return the base-2 logarithm."""
-        return _call(self, "log2", "log2()")
-
-    def exp(self) -> Expr:
-        """Return e raised to the value."""
-        return _call(self, "exp", "exp()")
-
-    def sin(self) -> Expr:
-        """Return the sine (radians)."""
-        return _call(self, "sin", "sin()")
-
-    def cos(self) -> Expr:
-        """Return the cosine (radians)."""
-        return _call(self, "cos", "cos()")
-
-    def tan(self) -> Expr:
-        """Return the tangent (radians)."""
-        return _call(self, "tan", "tan()")
-
-    def asin(self) -> Expr:
-        """Return the arcsine."""
-        return _call(self, "asin", "asin()")
-
-    def acos(self) -> Expr:
-        """Return the arccosine."""
-        return _call(self, "acos", "acos()")
-
-    def atan(self) -> Expr:
-        """Return the arctangent."""
-        return _call(self, "atan", "atan()")
+    abs = _math("abs_checked", "Return the absolute value.")
+    sign = _math("sign", "Return -1, 0 or 1 by the sign of the value.")
+    ceil = _math("ceil", "Return the value rounded up to an integer.")
+    floor = _math("floor", "Return the value rounded down to an integer.")
+    round = _math("round", "Return the value rounded to the nearest integer, half to even.")
+    trunc = _math("trunc", "Return the value rounded toward zero.")
+    ln = _math("ln", "Return the natural logarithm.")
+    log10 = _math("log10", "Return the base-10 logarithm.")
+    log2 = _math("log2", "Return the base-2 logarithm.")
+    exp = _math("exp", "Return e raised to the value.")
+    sin = _math("sin", "Return the sine (radians).")
+    cos = _math("cos", "Return the cosine (radians).")
+    tan = _math("tan", "Return the tangent (radians).")
+    asin = _math("asin", "Return the arcsine.")
+    acos = _math("acos", "Return the arccosine.")
+    atan = _math("atan", "Return the arctangent.")
 
     def cast(self, target_type: Any, *, safe: bool = True) -> Expr:
         """Return the value converted to ``target_type``.
@@ -306,7 +208,7 @@ class Expr:
         conversion raises.
         """
         arrow_type = _arrow_type(target_type)
-        shown = _args_text(str(arrow_type)) + ("" if safe else ", safe=False")
+        shown = _args_text(_builtin_str(arrow_type)) + ("" if safe else ", safe=False")
         return _call(self, "cast", f"cast({shown})", target_type=arrow_type, safe=safe)
 
     @property
@@ -318,6 +220,9 @@ class Expr:
     def dt(self) -> _DatetimeNamespace:
         """Date and time functions: ``col("ts").dt.year()``."""
         return _DatetimeNamespace(self)
+
+
+_builtin_str = str
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -449,144 +354,86 @@ def _args_text(*args: Any, **kwargs: Any) -> str:
     return ", ".join(parts)
 
 
+def _str_fn(func: str, method: str, doc: str) -> Callable[[_StringNamespace], Expr]:
+    def fn(self: _StringNamespace) -> Expr:
+        return _call(self._expr, func, f"str.{method}()")
+
+    fn.__name__, fn.__doc__ = method, doc
+    return fn
+
+
+def _str_pattern_fn(func: str, method: str, doc: str) -> Callable[..., Expr]:
+    def fn(self: _StringNamespace, pattern: str, **kwargs: Any) -> Expr:
+        call = f"str.{method}({_args_text(pattern, **kwargs)})"
+        return _call(self._expr, func, call, pattern=pattern, **kwargs)
+
+    fn.__name__ = method
+    fn.__doc__ = f"Return, per string: {doc} Keyword options (``ignore_case``...) go to Arrow."
+    return fn
+
+
+def _str_trim_fn(func: str, method: str, where: str) -> Callable[..., Expr]:
+    def fn(self: _StringNamespace, characters: str | None = None) -> Expr:
+        if characters is None:
+            return _call(self._expr, f"{func}_whitespace", f"str.{method}()")
+        return _call(self._expr, func, f"str.{method}({characters!r})", characters=characters)
+
+    fn.__name__ = method
+    fn.__doc__ = f"Return the strings without {where} whitespace (or ``characters``)."
+    return fn
+
+
+def _str_pad_fn(func: str, method: str, how: str) -> Callable[..., Expr]:
+    def fn(self: _StringNamespace, width: int, padding: str = " ") -> Expr:
+        call = f"str.{method}({_args_text(width, padding)})"
+        return _call(self._expr, func, call, width=width, padding=padding)
+
+    fn.__name__, fn.__doc__ = method, f"Return the strings {how} ``width`` characters."
+    return fn
+
+
 @dataclass(frozen=True)
 class _StringNamespace:
     """String functions of an expression (``expr.str``), backed by ``pyarrow.compute``."""
 
     _expr: Expr
 
+    len = _str_fn("utf8_length", "len", "Return the length of each string in characters.")
+    length = len
+    byte_len = _str_fn("binary_length", "byte_len", "Return the length of each string in bytes.")
+    upper = _str_fn("utf8_upper", "upper", "Return the strings upper-cased.")
+    lower = _str_fn("utf8_lower", "lower", "Return the strings lower-cased.")
+    capitalize = _str_fn("utf8_capitalize", "capitalize", "Return the strings capitalized.")
+    title = _str_fn("utf8_title", "title", "Return the strings with each word capitalized.")
+    swapcase = _str_fn("utf8_swapcase", "swapcase", "Return the strings with case swapped.")
+    reverse = _str_fn("utf8_reverse", "reverse", "Return the strings reversed.")
+    is_alpha = _str_fn("utf8_is_alpha", "is_alpha", "Return whether each string is alphabetic.")
+    is_alnum = _str_fn("utf8_is_alnum", "is_alnum", "Return whether each string is alphanumeric.")
+    is_digit = _str_fn("utf8_is_digit", "is_digit", "Return whether each string is digits.")
+    is_decimal = _str_fn("utf8_is_decimal", "is_decimal", "Return whether each is decimal.")
+    is_numeric = _str_fn("utf8_is_numeric", "is_numeric", "Return whether each is numeric.")
+    is_space = _str_fn("utf8_is_space", "is_space", "Return whether each is whitespace.")
+    is_lower = _str_fn("utf8_is_lower", "is_lower", "Return whether each is lower-case.")
+    is_upper = _str_fn("utf8_is_upper", "is_upper", "Return whether each is upper-case.")
+    is_title = _str_fn("utf8_is_title", "is_title", "Return whether each is title-cased.")
+    is_printable = _str_fn("utf8_is_printable", "is_printable", "Return whether printable.")
+    is_ascii = _str_fn("string_is_ascii", "is_ascii", "Return whether each string is ASCII.")
+
+    starts_with = _str_pattern_fn("starts_with", "starts_with", "Starts with ``pattern``?")
+    ends_with = _str_pattern_fn("ends_with", "ends_with", "Ends with ``pattern``?")
+    contains = _str_pattern_fn("match_substring", "contains", "Contains ``pattern``?")
+    match = _str_pattern_fn("match_like", "match", "Matches the SQL LIKE ``pattern``?")
+    match_regex = _str_pattern_fn("match_substring_regex", "match_regex", "Has a regex match?")
+    find = _str_pattern_fn("find_substring", "find", "Index of the first ``pattern``, or -1.")
+    find_regex = _str_pattern_fn("find_substring_regex", "find_regex", "Index of a regex match.")
+    count = _str_pattern_fn("count_substring", "count", "Occurrences of ``pattern``.")
+    count_regex = _str_pattern_fn("count_substring_regex", "count_regex", "Regex matches.")
+    split = _str_pattern_fn("split_pattern", "split", "Split on ``pattern`` (list column).")
+    split_regex = _str_pattern_fn("split_pattern_regex", "split_regex", "Split on a regex.")
+    extract = _str_pattern_fn("extract_regex", "extract", "Named regex groups (struct column).")
+
     def _f(self, func: str, method: str, *shown: Any, **options: Any) -> Expr:
         return _call(self._expr, func, f"str.{method}({_args_text(*shown)})", **options)
-
-    def _p(self, func: str, method: str, pattern: str, kwargs: dict[str, Any]) -> Expr:
-        call = f"str.{method}({_args_text(pattern, **kwargs)})"
-        return _call(self._expr, func, call, pattern=pattern, **kwargs)
-
-    def len(self) -> Expr:
-        """Return the length of each string in characters."""
-        return self._f("utf8_length", "len")
-
-    length = len
-
-    def byte_len(self) -> Expr:
-        """Return the length of each string in bytes."""
-        return self._f("binary_length", "byte_len")
-
-    def upper(self) -> Expr:
-        """Return the strings upper-cased."""
-        return self._f("utf8_upper", "upper")
-
-    def lower(self) -> Expr:
-        """Return the strings lower-cased."""
-        return self._f("utf8_lower", "lower")
-
-    def capitalize(self) -> Expr:
-        """Return the strings with the first character upper-cased."""
-        return self._f("utf8_capitalize", "capitalize")
-
-    def title(self) -> Expr:
-        """Return the strings with each word capitalized."""
-        return self._f("utf8_title", "title")
-
-    def swapcase(self) -> Expr:
-        """Return the strings with upper and lower case swapped."""
-        return self._f("utf8_swapcase", "swapcase")
-
-    def reverse(self) -> Expr:
-        """Return the strings reversed."""
-        return self._f("utf8_reverse", "reverse")
-
-    def is_alpha(self) -> Expr:
-        """Return whether each string is alphabetic."""
-        return self._f("utf8_is_alpha", "is_alpha")
-
-    def is_alnum(self) -> Expr:
-        """Return whether each string is alphanumeric."""
-        return self._f("utf8_is_alnum", "is_alnum")
-
-    def is_digit(self) -> Expr:
-        """Return whether each string consists of digits."""
-        return self._f("utf8_is_digit", "is_digit")
-
-    def is_decimal(self) -> Expr:
-        """Return whether each string consists of decimal characters."""
-        return self._f("utf8_is_decimal", "is_decimal")
-
-    def is_numeric(self) -> Expr:
-        """Return whether each string consists of numeric characters."""
-        return self._f("utf8_is_numeric", "is_numeric")
-
-    def is_space(self) -> Expr:
-        """Return whether each string consists of whitespace."""
-        return self._f("utf8_is_space", "is_space")
-
-    def is_lower(self) -> Expr:
-        """Return whether each string is lower-case."""
-        return self._f("utf8_is_lower", "is_lower")
-
-    def is_upper(self) -> Expr:
-        """Return whether each string is upper-case."""
-        return self._f("utf8_is_upper", "is_upper")
-
-    def is_title(self) -> Expr:
-        """Return whether each string is title-cased."""
-        return self._f("utf8_is_title", "is_title")
-
-    def is_printable(self) -> Expr:
-        """Return whether each string is printable."""
-        return self._f("utf8_is_printable", "is_printable")
-
-    def is_ascii(self) -> Expr:
-        """Return whether each string is ASCII."""
-        return self._f("string_is_ascii", "is_ascii")
-
-    def starts_with(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return whether each string starts with ``pattern`` (``ignore_case=`` optional)."""
-        return self._p("starts_with", "starts_with", pattern, kwargs)
-
-    def ends_with(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return whether each string ends with ``pattern``."""
-        return self._p("ends_with", "ends_with", pattern, kwargs)
-
-    def contains(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return whether each string contains the substring ``pattern``."""
-        return self._p("match_substring", "contains", pattern, kwargs)
-
-    def match(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return whether each string matches the SQL LIKE ``pattern``."""
-        return self._p("match_like", "match", pattern, kwargs)
-
-    def match_regex(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return whether each string contains a match of the regex ``pattern``."""
-        return self._p("match_substring_regex", "match_regex", pattern, kwargs)
-
-    def find(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return the index of the first ``pattern`` in each string, or -1."""
-        return self._p("find_substring", "find", pattern, kwargs)
-
-    def find_regex(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return the index of the first match of the regex ``pattern``, or -1."""
-        return self._p("find_substring_regex", "find_regex", pattern, kwargs)
-
-    def count(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return how many times ``pattern`` occurs in each string."""
-        return self._p("count_substring", "count", pattern, kwargs)
-
-    def count_regex(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return how many times the regex ``pattern`` matches in each string."""
-        return self._p("count_substring_regex", "count_regex", pattern, kwargs)
-
-    def split(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return each string split on ``pattern`` (a list column)."""
-        return self._p("split_pattern", "split", pattern, kwargs)
-
-    def split_regex(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return each string split on the regex ``pattern`` (a list column)."""
-        return self._p("split_pattern_regex", "split_regex", pattern, kwargs)
-
-    def extract(self, pattern: str, **kwargs: Any) -> Expr:
-        """Return the named groups of the regex ``pattern`` (a struct column)."""
-        return self._p("extract_regex", "extract", pattern, kwargs)
 
     def split_whitespace(self, **kwargs: Any) -> Expr:
         """Return each string split on whitespace (a list column)."""
@@ -595,8 +442,9 @@ class _StringNamespace:
 
     def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> Expr:
         """Return the substrings ``[start:stop:step]`` (in characters)."""
-        return self._f("utf8_slice_codeunits", "slice", start, stop, step,
-                       start=start, stop=stop, step=step)
+        options = {"start": start, "step": step} if stop is None else \
+            {"start": start, "stop": stop, "step": step}
+        return self._f("utf8_slice_codeunits", "slice", start, stop, step, **options)
 
     def replace(self, pattern: str, replacement: str, max_replacements: int | None = None) -> Expr:
         """Return the strings with ``pattern`` replaced by ``replacement``."""
@@ -621,34 +469,12 @@ class _StringNamespace:
         """Return each string repeated ``n`` times."""
         return _call(self._expr, "binary_repeat", f"str.repeat({n!r})", num_repeats=n)
 
-    def strip(self, characters: str | None = None) -> Expr:
-        """Return the strings without leading and trailing whitespace (or ``characters``)."""
-        return self._trim("utf8_trim", "strip", characters)
-
-    def lstrip(self, characters: str | None = None) -> Expr:
-        """Return the strings without leading whitespace (or ``characters``)."""
-        return self._trim("utf8_ltrim", "lstrip", characters)
-
-    def rstrip(self, characters: str | None = None) -> Expr:
-        """Return the strings without trailing whitespace (or ``characters``)."""
-        return self._trim("utf8_rtrim", "rstrip", characters)
-
-    def _trim(self, func: str, method: str, characters: str | None) -> Expr:
-        if characters is None:
-            return self._f(f"{func}_whitespace", method)
-        return self._f(func, method, characters, characters=characters)
-
-    def center(self, width: int, padding: str = " ") -> Expr:
-        """Return the strings centered in ``width`` characters."""
-        return self._f("utf8_center", "center", width, padding, width=width, padding=padding)
-
-    def lpad(self, width: int, padding: str = " ") -> Expr:
-        """Return the strings right-aligned in ``width`` characters."""
-        return self._f("utf8_lpad", "lpad", width, padding, width=width, padding=padding)
-
-    def rpad(self, width: int, padding: str = " ") -> Expr:
-        """Return the strings left-aligned in ``width`` characters."""
-        return self._f("utf8_rpad", "rpad", width, padding, width=width, padding=padding)
+    strip = _str_trim_fn("utf8_trim", "strip", "leading and trailing")
+    lstrip = _str_trim_fn("utf8_ltrim", "lstrip", "leading")
+    rstrip = _str_trim_fn("utf8_rtrim", "rstrip", "trailing")
+    center = _str_pad_fn("utf8_center", "center", "centered in")
+    lpad = _str_pad_fn("utf8_lpad", "lpad", "right-aligned in")
+    rpad = _str_pad_fn("utf8_rpad", "rpad", "left-aligned in")
 
     def pad(self, width: int, fillchar: str = " ", side: str = "right") -> Expr:
         """Return the strings padded to ``width`` on ``side`` ("left", "right" or "both")."""
@@ -658,107 +484,72 @@ class _StringNamespace:
         return self._f(funcs[side], "pad", width, fillchar, side, width=width, padding=fillchar)
 
 
+def _dt_fn(func: str, doc: str) -> Callable[[_DatetimeNamespace], Expr]:
+    def fn(self: _DatetimeNamespace) -> Expr:
+        return _call(self._expr, func, f"dt.{func}()")
+
+    fn.__name__, fn.__doc__ = func, doc
+    return fn
+
+
+def _dt_round_fn(how: str, doc: str) -> Callable[..., Expr]:
+    def fn(self: _DatetimeNamespace, unit: str) -> Expr:
+        """Round to ``unit``: "year", "quarter", "month", "week", "day", "hour"... ."""
+        call = f"dt.{how}({unit!r})"
+        return _call(self._expr, f"{how}_temporal", call, multiple=1, unit=unit)
+
+    fn.__name__, fn.__doc__ = how, doc
+    return fn
+
+
 @dataclass(frozen=True)
 class _DatetimeNamespace:
     """Date and time functions of an expression (``expr.dt``)."""
 
     _expr: Expr
 
-    def _f(self, func: str, method: str) -> Expr:
-        return _call(self._expr, func, f"dt.{method}()")
-
-    def year(self) -> Expr:
-        """Return the year."""
-        return self._f("year", "year")
-
-    def quarter(self) -> Expr:
-        """Return the quarter (1-4)."""
-        return self._f("quarter", "quarter")
-
-    def month(self) -> Expr:
-        """Return the month (1-12)."""
-        return self._f("month", "month")
-
-    def day(self) -> Expr:
-        """Return the day of the month."""
-        return self._f("day", "day")
-
-    def day_of_week(self) -> Expr:
-        """Return the day of the week, Monday=0 to Sunday=6."""
-        return self._f("day_of_week", "day_of_week")
-
-    def day_of_year(self) -> Expr:
-        """Return the day of the year (1-366)."""
-        return self._f("day_of_year", "day_of_year")
-
-    def hour(self) -> Expr:
-        """Return the hour."""
-        return self._f("hour", "hour")
-
-    def minute(self) -> Expr:
-        """Return the minute."""
-        return self._f("minute", "minute")
-
-    def second(self) -> Expr:
-        """Return the second."""
-        return self._f("second", "second")
-
-    def millisecond(self) -> Expr:
-        """Return the millisecond within the second."""
-        return self._f("millisecond", "millisecond")
-
-    def microsecond(self) -> Expr:
-        """Return the microsecond within the millisecond."""
-        return self._f("microsecond", "microsecond")
-
-    def nanosecond(self) -> Expr:
-        """Return the nanosecond within the microsecond."""
-        return self._f("nanosecond", "nanosecond")
+    year = _dt_fn("year", "Return the year.")
+    quarter = _dt_fn("quarter", "Return the quarter (1-4).")
+    month = _dt_fn("month", "Return the month (1-12).")
+    day = _dt_fn("day", "Return the day of the month.")
+    day_of_week = _dt_fn("day_of_week", "Return the day of the week, Monday=0 to Sunday=6.")
+    day_of_year = _dt_fn("day_of_year", "Return the day of the year (1-366).")
+    hour = _dt_fn("hour", "Return the hour.")
+    minute = _dt_fn("minute", "Return the minute.")
+    second = _dt_fn("second", "Return the second.")
+    millisecond = _dt_fn("millisecond", "Return the millisecond within the second.")
+    microsecond = _dt_fn("microsecond", "Return the microsecond within the millisecond.")
+    nanosecond = _dt_fn("nanosecond", "Return the nanosecond within the microsecond.")
 
     def strftime(self, fmt: str) -> Expr:
         """Return the timestamps formatted with the strftime pattern ``fmt``."""
         return _call(self._expr, "strftime", f"dt.strftime({fmt!r})", format=fmt)
 
-    def ceil(self, unit: str) -> Expr:
-        """Return the timestamps rounded up to a whole ``unit`` ("day", "hour", ...)."""
-        return _call(self._expr, "ceil_temporal", f"dt.ceil({unit!r})", multiple=1, unit=unit)
-
-    def floor(self, unit: str) -> Expr:
-        """Return the timestamps rounded down to a whole ``unit``."""
-        return _call(self._expr, "floor_temporal", f"dt.floor({unit!r})", multiple=1, unit=unit)
-
-    def round(self, unit: str) -> Expr:
-        """Return the timestamps rounded to the nearest whole ``unit``."""
-        return _call(self._expr, "round_temporal", f"dt.round({unit!r})", multiple=1, unit=unit)
+    ceil = _dt_round_fn("ceil", "Return the timestamps rounded up to a whole ``unit``.")
+    floor = _dt_round_fn("floor", "Return the timestamps rounded down to a whole ``unit``.")
+    round = _dt_round_fn("round", "Return the timestamps rounded to the nearest ``unit``.")
 
 
 # ---------------------------------------------------------------- tree utilities
 
 
 def _children(expr: Expr) -> tuple[Expr, ...]:
-    if isinstance(expr, BinaryExpr):
-        return (expr.left, expr.right)
-    if isinstance(expr, UnaryExpr):
-        return (expr.operand,)
-    if isinstance(expr, AliasExpr):
-        return (expr.expr,)
     if isinstance(expr, FunctionExpr):
         return expr.args
-    return ()
+    return tuple(getattr(expr, f.name) for f in dataclasses.fields(expr)
+                 if isinstance(getattr(expr, f.name), Expr))
 
 
 def _transform(expr: Expr, fn: Callable[[Expr], Expr]) -> Expr:
     """Return ``expr`` rebuilt bottom-up with ``fn`` applied to every node."""
-    if isinstance(expr, BinaryExpr):
-        expr = dataclasses.replace(expr, left=_transform(expr.left, fn),
-                                   right=_transform(expr.right, fn))
-    elif isinstance(expr, UnaryExpr):
-        expr = dataclasses.replace(expr, operand=_transform(expr.operand, fn))
-    elif isinstance(expr, AliasExpr):
-        expr = dataclasses.replace(expr, expr=_transform(expr.expr, fn))
-    elif isinstance(expr, FunctionExpr):
-        expr = dataclasses.replace(expr, args=tuple(_transform(a, fn) for a in expr.args))
-    return fn(expr)
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, Expr):
+            changes[f.name] = _transform(value, fn)
+        elif f.name == "args":
+            changes[f.name] = tuple(_transform(a, fn) for a in value)
+    return fn(dataclasses.replace(expr, **changes) if changes else expr)
 
 
 def _key(expr: Expr) -> tuple[Any, ...]:
@@ -931,10 +722,7 @@ class _Evaluator:
         except ZeroDivisionError as exc:
             raise ZeroDivisionError(f"integer division by zero in {node!r}"
                                     f"{self.context(node)}") from exc
-        except (pa.ArrowInvalid, ValueError) as exc:
-            if "divide by zero" in str(exc):
-                raise ZeroDivisionError(f"integer division by zero in {node!r}"
-                                        f"{self.context(node)}") from exc
+        except (pa.ArrowInvalid, ValueError) as exc:  # e.g. overflow, a lossy cast
             raise ValueError(f"cannot evaluate {node!r}: {exc}{self.context(node)}") from exc
 
     def context(self, node: Expr) -> str:
@@ -1071,10 +859,12 @@ def _binary_to_pyarrow(expr: BinaryExpr, schema: pa.Schema | None) -> pc.Express
         raise NotImplementedError(f"{expr!r}: {expr.op.value} has no pyarrow.dataset equivalent")
     left = to_pyarrow(expr.left, schema)
     if expr.op in (Operation.IN, Operation.NOT_IN):
-        values = pa.array(list(expr.right.value)) if isinstance(expr.right, LiteralExpr) else None
-        if values is None:
-            raise NotImplementedError(f"{expr!r}: is_in needs a literal list")
-        result = pc.is_in(left, value_set=values)
+        assert isinstance(expr.right, LiteralExpr), "is_in() keeps its values as a literal"
+        values = pa.array(list(expr.right.value))
+        if pa.types.is_null(values.type):  # no values (or only None): an untyped set
+            result = left.is_null() if len(values) else pc.scalar(False)
+        else:
+            result = pc.is_in(left, value_set=values)
         return pc.invert(result) if expr.op is Operation.NOT_IN else result
     right = to_pyarrow(expr.right, schema)
     if expr.op is Operation.DIV:
@@ -1090,9 +880,10 @@ def _is_string_operand(expr: BinaryExpr, schema: pa.Schema | None) -> bool:
     for side in (expr.left, expr.right):
         if isinstance(side, LiteralExpr) and isinstance(side.value, str):
             return True
-        if schema is not None and not referenced_columns(side) - set(schema.names):
-            if _is_string(evaluate(side, schema.empty_table())):
-                return True
+        if schema is None or referenced_columns(side) - set(schema.names):
+            continue
+        if _is_string(evaluate(side, schema.empty_table())):
+            return True
     return False
 
 

@@ -39,7 +39,7 @@ def read_datasource(datasource: Datasource, *, parallelism: int = -1,
     return Dataset(LogicalPlan(Read(datasource, blocks, dict(ray_remote_args))))
 
 
-def range(n: int, *, parallelism: int = -1, concurrency: int | None = None,  # noqa: A001
+def range(n: int, *, parallelism: int = -1, concurrency: int | None = None,
           override_num_blocks: int | None = None) -> Dataset:
     """Rows ``{"id": 0}`` .. ``{"id": n - 1}`` (int64), generated on the workers."""
     session.prestart()

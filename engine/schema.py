@@ -36,5 +36,5 @@ class Schema:
     def __repr__(self) -> str:
         width = max([len("Column")] + [len(n) for n in self.names])
         lines = [f"{'Column':<{width}}  Type", f"{'-' * 6:<{width}}  ----"]
-        lines += [f"{n:<{width}}  {t}" for n, t in zip(self.names, self.types)]
+        lines += [f"{n:<{width}}  {t}" for n, t in zip(self.names, self.types, strict=False)]
         return "\n".join(lines)

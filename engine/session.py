@@ -15,6 +15,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+# Modules every map task unpickles code from: imported once in the zygote, not per worker.
+_WORKER_PRELOAD = ("engine.physical.transform",)
+
 _lock = threading.RLock()
 _cluster: Any = None
 _zygote: Any = None
@@ -27,7 +30,7 @@ def prestart() -> None:
         if _cluster is None and _zygote is None:
             from engine.runtime.zygote import Zygote
 
-            _zygote = Zygote()
+            _zygote = Zygote(preload=_WORKER_PRELOAD)
 
 
 def init(num_cpus: int | None = None, num_gpus: int | None = None,
@@ -56,6 +59,10 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
 
         ctx = DataContext.get_current()
         zygote, _zygote = _zygote, None
+        if zygote is None:
+            from engine.runtime.zygote import Zygote
+
+            zygote = Zygote(preload=_WORKER_PRELOAD)
         _cluster = LocalCluster(num_cpus=num_cpus, num_gpus=num_gpus,
                                 memory_budget=object_store_memory or ctx.memory_budget,
                                 inline_max_bytes=ctx.inline_block_max_bytes, zygote=zygote,

@@ -5,10 +5,15 @@ from __future__ import annotations
 from engine.logical.interfaces import Rule
 from engine.logical.plan import LogicalPlan
 from engine.logical.rules.fuse_maps import FuseMaps
+from engine.logical.rules.merge_projections import MergeProjections
 from engine.logical.rules.push_down_limit import PushDownLimit
+from engine.logical.rules.push_down_predicate import PushDownPredicate
+from engine.logical.rules.push_down_projection import PushDownProjection
 
-# Order matters within one pass: limits move before maps fuse around them.
-DEFAULT_RULES: tuple[type[Rule], ...] = (PushDownLimit, FuseMaps)
+# Order matters within one pass: everything that moves operators runs before maps fuse
+# around them (a fused stage is opaque to the other rules).
+DEFAULT_RULES: tuple[type[Rule], ...] = (PushDownLimit, PushDownPredicate, MergeProjections,
+                                         PushDownProjection, FuseMaps)
 _MAX_PASSES = 20
 
 

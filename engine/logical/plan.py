@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.logical.operators import LogicalOperator
 
@@ -45,7 +46,7 @@ def transform_dag(op: LogicalOperator,
             return memo[id(node)]
         new_inputs = [visit(i) for i in node.inputs]
         rebuilt = node
-        if any(a is not b for a, b in zip(new_inputs, node.inputs)):
+        if any(a is not b for a, b in zip(new_inputs, node.inputs, strict=False)):
             rebuilt = node.with_inputs(*new_inputs)
         result = fn(rebuilt)
         memo[id(node)] = result
@@ -54,7 +55,7 @@ def transform_dag(op: LogicalOperator,
     return visit(op)
 
 
-def describe_dag(op: object, label: Callable[[object], str], indent: int = 0) -> str:
+def describe_dag(op: Any, label: Callable[[Any], str], indent: int = 0) -> str:
     """Print a DAG as an indented tree, output first."""
     lines = ["  " * indent + ("+- " if indent else "") + label(op)]
     for inp in getattr(op, "inputs", ()):

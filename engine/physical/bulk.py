@@ -88,7 +88,7 @@ def zip_blocks(inputs: list[list[Any]], state: ExecutorState) -> list[Any]:
         table = ref.get()
         other = slice_rows(right, offset, offset + table.num_rows)
         offset += table.num_rows
-        for name, column in zip(other.column_names, other.columns):
+        for name, column in zip(other.column_names, other.columns, strict=False):
             new_name = name
             suffix = 1
             while new_name in table.column_names:

@@ -15,6 +15,7 @@ directories of sessions whose holder died (even by SIGKILL).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -257,14 +258,10 @@ class BlockStore:
         self._closed = True
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.spill_dir, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._lock_fd)
-        except OSError:
-            pass
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

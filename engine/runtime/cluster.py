@@ -13,6 +13,7 @@ This module knows nothing of datasets: it runs functions on blocks.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -33,8 +34,8 @@ from engine.errors import ActorDiedError, ResourceUnavailableError, WorkerCrashe
 from engine.runtime import protocol as p
 from engine.runtime.block_store import BlockStore, serialize_table
 from engine.runtime.handles import ActorHandle, RemoteError, TaskHandle, ValueOutput
-from engine.runtime.zygote import Zygote
 from engine.runtime.refs import BlockRef
+from engine.runtime.zygote import Zygote
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class LocalCluster:
         if len(self.address) > 100:  # ipc paths are capped at 107 bytes
             self.address = "tcp://127.0.0.1:*"
         self._router.bind(self.address)
-        self.address = self._router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.address = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._commands: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -219,10 +220,8 @@ class LocalCluster:
         for w in list(self._workers.values()):
             remaining = max(0.0, deadline - time.monotonic())
             if not _wait_fd(w.pidfd, remaining):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(w.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 _wait_fd(w.pidfd, 2)
             os.close(w.pidfd)
         self._workers.clear()
@@ -236,10 +235,8 @@ class LocalCluster:
     # ================================================================== internal: callers
     def _command(self, cmd: tuple[Any, ...]) -> None:
         self._commands.append(cmd)
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
 
     def _pickle_fn(self, fn: Callable[..., Any]) -> tuple[bytes, bytes]:
         with self._fn_lock:
@@ -334,23 +331,23 @@ class LocalCluster:
             if task.actor_id is None:
                 self._queue.append(task.key)
             else:
-                actor = self._actors.get(task.actor_id)
-                if actor is None or actor.dead:
-                    err = actor.handle.error if actor else None
+                owner = self._actors.get(task.actor_id)
+                if owner is None or owner.dead:
+                    err = owner.handle.error if owner else None
                     task.handle._finish(err or ActorDiedError(f"actor {task.actor_id} is dead"))
                     self._tasks.pop(task.key, None)
                 else:
-                    actor.queue.append(task.key)
+                    owner.queue.append(task.key)
         elif kind == "credit":
-            task = self._tasks.get(cmd[1])
-            if task is not None and task.worker is not None:
-                self._send(task.worker, p.encode_header(p.CREDIT, task.key, cmd[2]))
+            running = self._tasks.get(cmd[1])
+            if running is not None and running.worker is not None:
+                self._send(running.worker, p.encode_header(p.CREDIT, running.key, cmd[2]))
         elif kind == "cancel":
             self._cancel_task(cmd[1])
         elif kind == "actor":
-            actor: _Actor = cmd[1]
-            self._actors[actor.actor_id] = actor
-            self._start_worker(actor.actor_id, actor.env)
+            new_actor: _Actor = cmd[1]
+            self._actors[new_actor.actor_id] = new_actor
+            self._start_worker(new_actor.actor_id, new_actor.env)
         elif kind == "kill_actor":
             self._retire_actor(cmd[1], ActorDiedError(f"actor {cmd[1]} was killed"))
         elif kind == "stop":
@@ -576,10 +573,8 @@ class LocalCluster:
         worker = self._workers.get(actor.worker) if actor.worker else None
         if worker is not None:
             self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def _stop_workers(self) -> None:
         for wid in list(self._workers):

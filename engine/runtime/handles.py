@@ -17,7 +17,6 @@ from engine.errors import EngineError
 
 if TYPE_CHECKING:
     from engine.runtime.cluster import LocalCluster
-    from engine.runtime.refs import BlockRef
 
 
 @dataclass

@@ -7,6 +7,7 @@ which owns nothing: only the driver counts references.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -75,10 +76,9 @@ class BlockRef:
         store = self._store
         if store is not None:
             self._store = None
-            try:
+            # At interpreter shutdown this may fail: the session directory goes anyway.
+            with contextlib.suppress(Exception):
                 store.free(self.block_id)
-            except Exception:  # interpreter shutdown: the session directory goes anyway
-                pass
 
     def __repr__(self) -> str:
         where = "inline" if self.inline is not None else "store"

@@ -11,6 +11,7 @@ consumer backpressures the producer. The worker exits when the driver process ex
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import pickle
 import sys
@@ -106,7 +107,7 @@ class Worker:
             return True
         return False
 
-    def _drain_control(self, timeout_ms: int = 0) -> None:
+    def _drain_control(self, timeout_ms: int | None = 0) -> None:
         while True:
             frames = self._recv(timeout_ms)
             if frames is None:
@@ -231,20 +232,16 @@ def configure_threads(cpu_share: int) -> None:
     """Size pyarrow's pools to this worker's CPU share (N workers on N cores)."""
     pa.set_cpu_count(max(1, cpu_share))
     pa.set_io_thread_count(max(4, cpu_share))
-    try:
+    with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):
         pa.jemalloc_set_decay_ms(0)
-    except (NotImplementedError, pa.ArrowNotImplementedError):
-        pass
 
 
 def worker_main(worker_id: str, address: str, driver_pid: int, store_dir: str,
                 spill_dir: str, inline_max: int, cpu_share: int = 1) -> None:
     """Entry point of a forked worker: serve until the driver says stop or dies."""
     configure_threads(cpu_share)
-    try:
+    with contextlib.suppress(ProcessLookupError):  # the driver was gone before we started
         Worker(worker_id, address, driver_pid, store_dir, spill_dir, inline_max).run()
-    except ProcessLookupError:  # driver already gone when we started
-        pass
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -10,6 +10,7 @@ The zygote exits when CMD_FD reaches end-of-file, which happens when the driver 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,9 +24,17 @@ _THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THR
 
 
 def _serve(cmd_fd: int, reply_fd: int) -> None:
+    import importlib
+
     import numpy  # noqa: F401  (warm imports inherited by every worker)
-    import pyarrow  # noqa: F401
+    import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
+    import pyarrow
     import pyarrow.ipc  # noqa: F401
+
+    for name in os.environ.get("ENGINE_ZYGOTE_PRELOAD", "").split(","):
+        if name:
+            with contextlib.suppress(ImportError):  # a warm-up only: tasks import on demand
+                importlib.import_module(name)
 
     from engine.runtime import worker
 
@@ -54,11 +63,13 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
 class Zygote:
     """The driver's handle on the zygote process (see ``engine.runtime.zygote``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+        """Start the zygote; it imports the modules named in ``preload`` before forking."""
         cmd_r, self._cmd_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
         env = dict(os.environ)
         env.update(_THREAD_ENV)
+        env["ENGINE_ZYGOTE_PRELOAD"] = ",".join(preload)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "engine.runtime.zygote", str(cmd_r), str(reply_w)],
@@ -86,10 +97,8 @@ class Zygote:
         return int(line)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._cmd_w)  # end-of-file: the zygote exits
-        except OSError:
-            pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

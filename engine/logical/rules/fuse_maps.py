@@ -30,7 +30,7 @@ def _can_fuse(up: LogicalOperator, down: AbstractMap) -> bool:
 class FuseMaps:
     def apply(self, plan: LogicalPlan) -> LogicalPlan:
         def fuse(op: LogicalOperator) -> LogicalOperator:
-            if not isinstance(op, AbstractMap) or isinstance(op, FusedMap) and not op.inputs:
+            if not isinstance(op, AbstractMap) or (isinstance(op, FusedMap) and not op.inputs):
                 return op
             up = op.inputs[0] if op.inputs else None
             if up is None or not _can_fuse(up, op):
