@@ -6,6 +6,7 @@ can be checked against numpy and two engines read identical input.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ def split_frame(frame: pd.DataFrame, parts: int) -> list[pd.DataFrame]:
     """Return ``frame`` cut into ``parts`` consecutive frames (fewer if it is short)."""
     parts = max(1, min(parts, len(frame)))
     bounds = np.linspace(0, len(frame), parts + 1).astype(int)
-    return [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds, bounds[1:])]
+    return [frame.iloc[a:b].reset_index(drop=True) for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def parquet_set(rows: int) -> ParquetSet:
         tmp.mkdir(parents=True)
         bounds = np.linspace(0, rows, PARQUET_FILES + 1).astype(int)
         names = []
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
             names.append(f"part-{i:02d}.parquet")
             pq.write_table(_parquet_file(i, int(a), int(b - a)), tmp / names[-1])
         shutil.rmtree(directory, ignore_errors=True)

@@ -60,7 +60,7 @@ def start(engine: str, workload: str) -> tuple[ModuleType, str]:
     if engine == "ray":
         import ray
         import ray.data
-        import ray.data.expressions  # noqa: F401  (makes ray.data.expressions an attribute)
+        import ray.data.expressions  # makes ray.data.expressions an attribute
 
         kwargs = ray_init_kwargs(workload)
         ray.init(**kwargs)
@@ -76,7 +76,7 @@ def start(engine: str, workload: str) -> tuple[ModuleType, str]:
         return daft, ""
     if engine == "pyarrow-loop":
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
 
         return pyarrow, ""
     raise ValueError(f"unknown engine {engine!r}")

@@ -9,6 +9,7 @@ timed here from spawn to exit. Peak memory is sampled here (see ``bench.memory``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -41,6 +42,8 @@ class Row:
     rows: int | None = None
     bytes: int | None = None
     peak_bytes: int | None = None
+    peak_shm_bytes: int | None = None  # the /dev/shm part of the peak
+    memory_samples: int | None = None
     detail: str = ""
     note: str = ""
 
@@ -55,6 +58,8 @@ class _Execution:
     result: dict[str, object] | None
     error: str
     peak_bytes: int | None
+    peak_shm_bytes: int | None
+    memory_samples: int
     stragglers: int
     markers: list[str] = field(default_factory=list)
 
@@ -94,10 +99,8 @@ def kill_session(sid: int, known: dict[int, float], grace_s: float = STRAGGLER_G
             break
         time.sleep(0.1)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGKILL)
-        except psutil.Error:
-            pass
     psutil.wait_procs(alive, timeout=5)
     return len(alive)
 
@@ -159,7 +162,7 @@ def _execute(cmd: list[str], timeout_s: float, whole_process: bool) -> _Executio
         stragglers = kill_session(proc.pid, sampler.seen)
         stderr.seek(0)
         stderr_tail = stderr.read()[-4000:].decode(errors="replace")
-    peak = sampler.peak.total_bytes if sampler.peak is not None else None
+    peak = sampler.peak
     result = state.get("result")
     return _Execution(
         rc=proc.returncode,
@@ -169,7 +172,9 @@ def _execute(cmd: list[str], timeout_s: float, whole_process: bool) -> _Executio
         stderr_tail=stderr_tail,
         result=result if isinstance(result, dict) else None,
         error=str(state.get("error", "")),
-        peak_bytes=peak,
+        peak_bytes=peak.total_bytes if peak else None,
+        peak_shm_bytes=peak.shm_bytes if peak else None,
+        memory_samples=sampler.samples,
         stragglers=stragglers,
         markers=markers,
     )
@@ -210,14 +215,17 @@ def run_pair(workload: str, engine: str, scale: float, timeout_s: float) -> list
     run = _execute(cmd, timeout_s, whole)
     notes = [f"killed {run.stragglers} leftover processes"] if run.stragglers else []
     if run.timed_out:
-        return [Row(workload, engine, "TIMEOUT", detail=f"over {timeout_s:.0f} s", note=_join(notes))]
+        detail = f"over {timeout_s:.0f} s"
+        return [Row(workload, engine, "TIMEOUT", detail=detail, note=_join(notes))]
     if whole:
         if run.rc != 0:
             detail = _last_line(run.stderr_tail) or f"exit code {run.rc}"
             return [Row(workload, engine, "FAILED", detail=detail, note=_join(notes))]
         ok = module.check("".join(run.stdout))
         row = Row(workload, engine, "ok" if ok else "MISMATCH", run.process_wall_s, module.ROWS)
-        row.peak_bytes, row.note = run.peak_bytes, _join(notes)
+        row.peak_bytes, row.peak_shm_bytes = run.peak_bytes, run.peak_shm_bytes
+        row.memory_samples = run.memory_samples
+        row.note = _join(notes)
         row.detail = "" if ok else "printed: " + "".join(run.stdout)[-200:]
         return [row]
     if run.result is None or run.rc != 0:
@@ -241,6 +249,8 @@ def _result_rows(workload: str, engine: str, run: _Execution, notes: list[str]) 
         rows=int(res["rows"]),  # type: ignore[call-overload]
         bytes=int(nbytes) if nbytes is not None else None,  # type: ignore[call-overload]
         peak_bytes=run.peak_bytes,
+        peak_shm_bytes=run.peak_shm_bytes,
+        memory_samples=run.memory_samples,
         detail=str(res.get("detail", "")),
         note=_join(notes),
     )

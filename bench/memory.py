@@ -11,6 +11,10 @@ What one sample counts:
   ``statvfs``. ``statvfs`` rather than summing file sizes: Ray's plasma store maps a
   ``/dev/shm`` file it has already unlinked, invisible to a directory walk.
 
+Reading ``smaps`` costs the kernel a page-table walk (2-10 ms for each of Ray's processes),
+so the interval stretches to keep the sampler under ``MAX_DUTY`` of one core: ~50 ms for
+a few processes, ~1 s for a Ray cluster.
+
 Shared-memory pages are counted once, on the ``/dev/shm`` side: a block file that only one
 process maps shows up as that process's private pages, which is why they are subtracted.
 """
@@ -26,6 +30,9 @@ import psutil
 
 SHM_DIR = "/dev/shm"
 SAMPLE_INTERVAL_S = 0.05
+# Reading /proc/<pid>/smaps* walks page tables: ~2-10 ms for each of Ray's dozen processes.
+# The interval grows so that sampling takes at most this share of one core's time.
+MAX_DUTY = 0.1
 _HEX = b"0123456789abcdef"
 
 
@@ -38,20 +45,37 @@ def shm_used_bytes() -> int:
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
-def session_pids(root_pid: int) -> set[int]:
-    """Return ``root_pid``, its descendants and the processes of the session it leads."""
-    pids = {root_pid}
-    try:
-        pids.update(p.pid for p in psutil.Process(root_pid).children(recursive=True))
-    except psutil.Error:
-        pass
-    for pid in psutil.pids():
+def _process_table() -> dict[int, tuple[int, int]]:
+    """Return ``{pid: (ppid, session id)}`` of every process, from one pass over /proc."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
         try:
-            if os.getsid(pid) == root_pid:
-                pids.add(pid)
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
         except OSError:
             continue
-    return pids
+        # Fields after the command name (which may hold spaces): state ppid pgrp session ...
+        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 4)
+        table[int(name)] = (int(fields[1]), int(fields[3]))
+    return table
+
+
+def session_pids(root_pid: int) -> set[int]:
+    """Return ``root_pid``, its descendants and the processes of the session it leads."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    descendants = {root_pid}
+    stack = [root_pid]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in descendants:
+                descendants.add(child)
+                stack.append(child)
+    return descendants | {pid for pid, (_, sid) in table.items() if sid == root_pid}
 
 
 def _kib_field(text: bytes, key: bytes) -> int:
@@ -64,14 +88,15 @@ def _kib_field(text: bytes, key: bytes) -> int:
 
 def _private_shm_bytes(pid: int) -> int:
     """Private pages of ``/dev/shm`` mappings (counted on the shared-memory side instead)."""
-    total_kib = 0
-    in_shm = False
     with open(f"/proc/{pid}/smaps", "rb") as f:
-        for line in f:
-            if line[:1] in _HEX:
-                in_shm = b" /dev/shm/" in line
-            elif in_shm and line.startswith(b"Private_"):
-                total_kib += int(line.split()[1])
+        text = f.read()
+    total_kib = 0
+    start = text.find(b" /dev/shm/")
+    while start >= 0:
+        end = text.find(b"VmFlags:", start)  # the last line of a mapping's entry
+        entry = text[start : end if end >= 0 else len(text)]
+        total_kib += _kib_field(entry, b"Private_Clean:") + _kib_field(entry, b"Private_Dirty:")
+        start = text.find(b" /dev/shm/", end) if end >= 0 else -1
     return total_kib * 1024
 
 
@@ -170,4 +195,5 @@ class PeakMemorySampler:
         while not self._stop.is_set():
             started = time.perf_counter()
             self._record()
-            self._stop.wait(max(0.0, self._interval - (time.perf_counter() - started)))
+            cost = time.perf_counter() - started
+            self._stop.wait(max(self._interval - cost, cost * (1 / MAX_DUTY - 1)))

@@ -71,10 +71,7 @@ def markdown_table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
     lines += ["| " + " | ".join(_cells(r, reference)) + " |" for r in rows]
     notes = [
-        f"- {r.workload}/{r.engine}: {text}"
-        for r in rows
-        for text in (r.detail, r.note)
-        if text
+        f"- {r.workload}/{r.engine}: {text}" for r in rows for text in (r.detail, r.note) if text
     ]
     if notes:
         lines += ["", "Notes:", *notes]

@@ -453,6 +453,35 @@ class Dataset:
 
         return splits.streaming_split(self, n, equal)
 
+    # -- writes --------------------------------------------------------------------------
+    def write_datasink(self, datasink: Any, *, ray_remote_args: dict[str, Any] | None = None,
+                       concurrency: int | None = None) -> None:
+        """Write every block with ``datasink``.
+
+        ``on_write_start`` runs first (here), ``write`` in parallel tasks, then
+        ``on_write_complete`` with every task's result, or ``on_write_failed`` if any task
+        failed (nothing is committed then).
+        """
+        from engine.io.interfaces import Datasink, WriteResult
+        from engine.physical.transform import WriteOutput
+
+        if not isinstance(datasink, Datasink):
+            raise TypeError(f"write_datasink needs a Datasink; got {type(datasink).__name__}")
+        datasink.on_write_start()
+        writing = self._with(lo.Write(self._dag, datasink=datasink))
+        try:
+            outputs = [item.value for item in writing.iter_internal_refs()
+                       if isinstance(getattr(item, "value", None), WriteOutput)]
+        except Exception as exc:
+            datasink.on_write_failed(exc)
+            raise
+        finally:
+            self._last_executor = writing._last_executor
+        datasink.on_write_complete(WriteResult(
+            num_rows=sum(o.num_rows for o in outputs),
+            size_bytes=sum(o.size_bytes for o in outputs),
+            write_returns=[o.write_return for o in outputs]))
+
     # -- aggregates ----------------------------------------------------------------------
     def aggregate(self, *aggs: Any) -> dict[str, Any] | None:
         """Compute aggregations (``AggregateFn``s) over the whole dataset.
@@ -476,6 +505,8 @@ class Dataset:
             value = getattr(item, "value", None)
             if value is not None and hasattr(value, "states"):
                 states = merge_states(agg_list, states, value.states)
+        if not isinstance(self, MaterializedDataset):  # keeps the stats of its production
+            self._last_executor = ds._last_executor
         return finalize_states(agg_list, states)
 
     def _simple_agg(self, agg_cls: Any, on: str | list[str] | None, **kwargs: Any) -> Any:

@@ -467,7 +467,8 @@ class _StringNamespace:
 
     def repeat(self, n: int) -> Expr:
         """Return each string repeated ``n`` times."""
-        return _call(self._expr, "binary_repeat", f"str.repeat({n!r})", num_repeats=n)
+        # ``num_repeats`` is an input of the kernel, not an option, so it is a literal argument.
+        return FunctionExpr("binary_repeat", (self._expr, lit(n)), (), f"str.repeat({n!r})")
 
     strip = _str_trim_fn("utf8_trim", "strip", "leading and trailing")
     lstrip = _str_trim_fn("utf8_ltrim", "lstrip", "leading")

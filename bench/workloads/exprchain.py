@@ -39,11 +39,7 @@ def setup(api: ModuleType, scale: float) -> tuple[Any, pd.DataFrame]:
 def run(api: ModuleType, scale: float, data: tuple[Any, pd.DataFrame]) -> Result:
     ds, frame = data
     c = col(api)
-    out = (
-        ds.filter(expr=c("a") > THRESHOLD)
-        .with_column("d", c("a") * 2)
-        .select_columns(["a", "d"])
-    )
+    out = ds.filter(expr=c("a") > THRESHOLD).with_column("d", c("a") * 2).select_columns(["a", "d"])
     return _check(frame, int(out.count()), float(out.sum("d")))
 
 

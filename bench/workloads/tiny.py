@@ -17,10 +17,8 @@ def script(engine: str) -> str | None:
     module = _MODULE.get(engine)
     if module is None:
         return None
-    return (
-        f"import {module} as ed; "
-        f'print(ed.range({ROWS}).map_batches(lambda b: {{"id": b["id"] * 2}}).materialize().count())'
-    )
+    pipeline = f'ed.range({ROWS}).map_batches(lambda b: {{"id": b["id"] * 2}}).materialize()'
+    return f"import {module} as ed; print({pipeline}.count())"
 
 
 def check(stdout: str) -> bool:

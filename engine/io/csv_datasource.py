@@ -58,7 +58,7 @@ class CSVDatasource(FileBasedDatasource):
         display = self._fs.display(path)
         try:
             reader = pacsv.open_csv(stream, read_options=self._read_options,
-                                    parse_options=self._parse_options,
+                                    parse_options=_fresh_parse_options(self._parse_options),
                                     convert_options=self._convert_options)
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
@@ -121,3 +121,17 @@ class CSVDatasource(FileBasedDatasource):
         except (OSError, csv.Error, ValueError):
             return None
         return None
+
+
+def _fresh_parse_options(options: pacsv.ParseOptions) -> pacsv.ParseOptions:
+    """A new ``ParseOptions`` equal to ``options``.
+
+    A ``ParseOptions`` that went through pickle (as it does on its way to a worker) makes
+    pyarrow call a missing invalid-row handler on the first bad row; a fresh one does not.
+    """
+    return pacsv.ParseOptions(
+        delimiter=options.delimiter, quote_char=options.quote_char,
+        double_quote=options.double_quote, escape_char=options.escape_char,
+        newlines_in_values=options.newlines_in_values,
+        ignore_empty_lines=options.ignore_empty_lines,
+        invalid_row_handler=options.invalid_row_handler)

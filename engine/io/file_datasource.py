@@ -28,7 +28,6 @@ from engine.context import DataContext
 from engine.errors import DatasetReadError
 from engine.io.block_output import BlockOutputBuffer, append_constant_columns
 from engine.io.filesystem import (
-    FileSystemHandle,
     expand_paths,
     filter_extensions,
     resolve_filesystem,
@@ -169,7 +168,7 @@ class FileBasedDatasource(Datasource):
         self._partition_fields = (partition_schema(partitioning, raw) if partitioning
                                   else pa.schema([]))
         self._files = [FileInfo(e.path, e.size, self._typed_partitions(v))
-                       for e, v in zip(entries, raw)]
+                       for e, v in zip(entries, raw, strict=True)]
 
     # -- planning helpers ---------------------------------------------------------------
     def _parse_partitions(self, paths: list[str]) -> list[dict[str, str | None]]:
@@ -187,6 +186,12 @@ class FileBasedDatasource(Datasource):
         state["_files"] = None
         return state
 
+    def __copy__(self) -> FileBasedDatasource:
+        # Pushdown copies share the file list (and caches) with the original.
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def _extra_fields(self, data_names: list[str]) -> list[pa.Field]:
         fields = [f for f in self._partition_fields if f.name not in data_names]
         if self._include_paths and PATH_COLUMN not in data_names:
@@ -196,7 +201,7 @@ class FileBasedDatasource(Datasource):
     def _decorate(self, table: pa.Table, info: FileInfo) -> pa.Table:
         """Append partition and path columns to a table read from ``info``."""
         values: list[tuple[pa.Field, Any]] = list(zip(self._partition_fields,
-                                                      info.partition_values))
+                                                      info.partition_values, strict=True))
         if self._include_paths:
             values.append((pa.field(PATH_COLUMN, pa.string()), info.path))
         return append_constant_columns(table, values) if values else table

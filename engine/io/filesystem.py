@@ -23,6 +23,7 @@ Choices, where Ray Data leaves room:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -108,10 +109,9 @@ class FileSystemHandle:
     def invalidate_cache(self, path: str) -> None:
         """Drop fsspec's cached listings: files may have been written by another process."""
         if self.fsspec_fs is not None:
-            try:
+            # A cache is an optimization; never fail a read over it.
+            with contextlib.suppress(Exception):
                 self.fsspec_fs.invalidate_cache(path)
-            except Exception:  # a cache is an optimization; never fail a read over it
-                pass
 
     # -- listing ------------------------------------------------------------------------
     def list_files(self, directory: str, skip_hidden: bool = True) -> list[FileEntry]:
@@ -144,10 +144,8 @@ class FileSystemHandle:
             self.pa_fs.create_dir(path, recursive=True)
 
     def delete_file(self, path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.pa_fs.delete_file(path)
-        except FileNotFoundError:
-            pass
 
     def move(self, src: str, dest: str) -> None:
         """Rename ``src`` to ``dest``, replacing ``dest`` (atomic on local filesystems)."""
@@ -162,10 +160,8 @@ class FileSystemHandle:
             return
         for dirpath, _dirnames, _files in os.walk(root, topdown=False):
             if dirpath != root:
-                try:
+                with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
-                except OSError:
-                    pass
 
 
 def _is_hidden(path: str, base: str) -> bool:
@@ -240,12 +236,12 @@ def resolve_filesystem(paths: str | list[str], filesystem: Any = None
     ``ValueError`` for an empty list or paths that mix schemes.
     """
     path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    path_list = [os.fspath(p) for p in path_list]
     if not path_list:
         raise ValueError("paths must name at least one file or directory, got an empty list")
     for p in path_list:
-        if not isinstance(p, str):
+        if not isinstance(p, (str, os.PathLike)):
             raise TypeError(f"paths must be strings, got {type(p).__name__}: {p!r}")
+    path_list = [os.fspath(p) for p in path_list]
     if filesystem is None:
         schemes = {_scheme_of(p) if _scheme_of(p) not in _LOCAL_SCHEMES else ""
                    for p in path_list}
@@ -335,7 +331,7 @@ def expand_paths(paths: list[str], handle: FileSystemHandle, *,
         handle.invalidate_cache(p)
     infos = handle.pa_fs.get_file_info(paths)
     out: list[FileEntry] = []
-    for path, info in zip(paths, infos):
+    for path, info in zip(paths, infos, strict=True):
         if info.type == pafs.FileType.File:
             out.append(FileEntry(info.path, info.size))
         elif info.type == pafs.FileType.Directory:

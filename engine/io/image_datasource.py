@@ -65,4 +65,5 @@ class ImageDatasource(FileBasedDatasource):
         if self._mode is not None and image.mode != self._mode:
             image = image.convert(self._mode)
         array = np.asarray(image)
-        yield pa.table({IMAGE_COLUMN: pa.FixedShapeTensorArray.from_numpy_ndarray(array[None])})
+        batch = np.ascontiguousarray(array).reshape((1, *array.shape))
+        yield pa.table({IMAGE_COLUMN: pa.FixedShapeTensorArray.from_numpy_ndarray(batch)})

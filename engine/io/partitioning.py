@@ -132,7 +132,7 @@ class PathPartitionParser:
         elif len(dirs) < len(names):
             return {}
         values = dirs[-len(names):]
-        return {n: urllib.parse.unquote(v) for n, v in zip(names, values)}
+        return {n: urllib.parse.unquote(v) for n, v in zip(names, values, strict=True)}
 
 
 def partition_schema(partitioning: Partitioning,

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.context import DataContext
 from engine.physical.interfaces import PhysicalOperator, item_bytes
+from engine.physical.progress import ProgressBars
 from engine.runtime.cluster import LocalCluster
 from engine.runtime.refs import BlockRef
 
@@ -107,6 +108,7 @@ class StreamingExecutor:
         self.started_at = 0.0
         self.finished_at: float | None = None
         self._thread: threading.Thread | None = None
+        self._progress: ProgressBars | None = None
 
     # ------------------------------------------------------------------ queries for ops
     def downstream_bytes(self, op: PhysicalOperator) -> int:
@@ -155,12 +157,14 @@ class StreamingExecutor:
         self._thread.start()
 
     def _run(self) -> None:
+        self._progress = ProgressBars(self.ops, self.ctx.enable_progress_bars)
         try:
             for op in self.ops:
                 op.start(self.state)
             while not self._stop.is_set():
                 self.wake.clear()
                 progressed = self._step()
+                self._progress.update()
                 if self.output_op.completed() and not self.output_op.outqueue:
                     break
                 if not progressed:
@@ -175,6 +179,7 @@ class StreamingExecutor:
                 if not op.completed() or self.error is not None or self._stop.is_set():
                     op.shutdown()
                 op.finish_stats()
+            self._progress.close()
             self.finished_at = time.perf_counter()
             self.output.put(_DONE)
 

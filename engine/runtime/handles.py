@@ -55,6 +55,7 @@ class TaskHandle:
         self.error: BaseException | None = None
         self.cpu_seconds = 0.0
         self._outputs: collections.deque[Any] = collections.deque()
+        self._cancelled = False
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._cluster = cluster
@@ -64,6 +65,8 @@ class TaskHandle:
     # -- called by the runtime's IO thread ---------------------------------------------
     def _push(self, item: Any) -> None:
         with self._cond:
+            if self._cancelled:
+                return  # dropped: a BlockRef nobody holds frees its block
             self._outputs.append(item)
             self._cond.notify_all()
         if self._notify is not None:
@@ -102,8 +105,13 @@ class TaskHandle:
         return items
 
     def cancel(self) -> None:
-        """Stop the task; outputs not yet taken are dropped."""
+        """Stop the task; outputs not yet taken are dropped (their blocks freed)."""
+        with self._lock:
+            self._cancelled = True
+            dropped = list(self._outputs)
+            self._outputs.clear()
         self._cluster._cancel(self.key)
+        del dropped  # outside the lock: freeing blocks takes the store's lock
 
     def iter_outputs(self, timeout: float | None = None) -> Iterator[Any]:
         """Yield outputs as they arrive until the task ends; raise its error, if any."""

@@ -58,6 +58,7 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
             os._exit(0)
         replies.write(f"{pid}\n")
         replies.flush()
+    os._exit(0)  # the driver is gone or done: skip tearing down pandas and friends
 
 
 class Zygote:
