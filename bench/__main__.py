@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench import engines, workloads
-from bench.harness import Row, installed, prepare, run_pair
+from bench.harness import Limits, Row, installed, prepare, run_pair
 from bench.report import json_rows, markdown_table
 
 
@@ -24,6 +24,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0, help="data size factor, e.g. 0.01")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
+    parser.add_argument(
+        "--memory-limit-gib", type=float, default=12.0, help="kill a run whose peak passes this"
+    )
     args = parser.parse_args(argv)
     unknown = [w for w in args.workloads if w not in workloads.WORKLOADS]
     if unknown:
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = args.workloads or list(workloads.WORKLOADS)
     available = {engine: installed(engine) for engine in args.engine}
+    limits = Limits(args.timeout, int(args.memory_limit_gib * 2**30))
     rows: list[Row] = []
     for name in names:
         module = workloads.load(name)
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 prepare(name, args.scale)
                 prepared = True
             _log(f"running {name} on {engine}")
-            for row in run_pair(name, engine, args.scale, args.timeout):
+            for row in run_pair(name, engine, args.scale, limits):
                 wall = f"{row.wall_s:.2f} s " if row.wall_s is not None else ""
                 _log(f"  {row.workload}/{row.engine}: {wall}{row.status} {row.detail}")
                 (rows if row.workload == name else derived).append(row)

@@ -51,7 +51,7 @@ class Row:
 @dataclass
 class _Execution:
     rc: int | None
-    timed_out: bool
+    stopped: str  # "", "TIMEOUT" or "OVER MEMORY"
     process_wall_s: float
     stdout: list[str]
     stderr_tail: str
@@ -119,7 +119,30 @@ def _alive(sid: int, known: dict[int, float]) -> list[psutil.Process]:
     return alive
 
 
-def _execute(cmd: list[str], timeout_s: float, whole_process: bool) -> _Execution:
+@dataclass(frozen=True)
+class Limits:
+    """What a run may take before it is killed: wall seconds, and bytes of memory (the
+    machine is shared; a runaway stream must not take it down)."""
+
+    timeout_s: float = 300.0
+    memory_bytes: int = 12 << 30
+
+
+def _wait(proc: subprocess.Popen[str], sampler: PeakMemorySampler, deadline: float) -> str:
+    """Wait for ``proc``; kill it past ``deadline`` or its memory limit. Return why it ended."""
+    reason = ""
+    while proc.poll() is None:
+        if sampler.over_limit.wait(0.1):
+            reason = "OVER MEMORY"
+        elif time.perf_counter() > deadline:
+            reason = "TIMEOUT"
+        if reason:
+            kill_session(proc.pid, sampler.known_processes(), grace_s=0)
+            proc.wait()
+    return reason
+
+
+def _execute(cmd: list[str], limits: Limits, whole_process: bool) -> _Execution:
     shm_baseline = shm_used_bytes()
     stdout: list[str] = []
     markers: list[str] = []
@@ -136,7 +159,7 @@ def _execute(cmd: list[str], timeout_s: float, whole_process: bool) -> _Executio
             text=True,
             bufsize=1,
         )
-        sampler = PeakMemorySampler(proc.pid, shm_baseline)
+        sampler = PeakMemorySampler(proc.pid, shm_baseline, limits.memory_bytes)
         if whole_process:
             sampler.open_window()
         sampler.start()
@@ -144,29 +167,19 @@ def _execute(cmd: list[str], timeout_s: float, whole_process: bool) -> _Executio
             target=_read_stdout, args=(proc, sampler, stdout, markers, state), daemon=True
         )
         reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stopped = _wait(proc, sampler, started + limits.timeout_s)
         process_wall = time.perf_counter() - started
         reader.join(timeout=10)
         sampler.close_window()
         sampler.stop()
-        stragglers = kill_session(proc.pid, sampler.seen)
+        stragglers = kill_session(proc.pid, sampler.known_processes())
         stderr.seek(0)
         stderr_tail = stderr.read()[-4000:].decode(errors="replace")
     peak = sampler.peak
     result = state.get("result")
     return _Execution(
         rc=proc.returncode,
-        timed_out=timed_out,
+        stopped=stopped,
         process_wall_s=process_wall,
         stdout=stdout,
         stderr_tail=stderr_tail,
@@ -204,7 +217,7 @@ def _read_stdout(
             state["error"] = json.loads(payload)["error"]
 
 
-def run_pair(workload: str, engine: str, scale: float, timeout_s: float) -> list[Row]:
+def run_pair(workload: str, engine: str, scale: float, limits: Limits) -> list[Row]:
     """Run ``workload`` on ``engine`` in a subprocess; return its row(s)."""
     module = workloads.load(workload)
     whole = workloads.is_whole_process(module)
@@ -212,11 +225,15 @@ def run_pair(workload: str, engine: str, scale: float, timeout_s: float) -> list
         cmd = [sys.executable, "-c", module.script(engine)]
     else:
         cmd = [sys.executable, "-m", "bench.child", "run", workload, engine, "--scale", repr(scale)]
-    run = _execute(cmd, timeout_s, whole)
+    run = _execute(cmd, limits, whole)
     notes = [f"killed {run.stragglers} leftover processes"] if run.stragglers else []
-    if run.timed_out:
-        detail = f"over {timeout_s:.0f} s"
-        return [Row(workload, engine, "TIMEOUT", detail=detail, note=_join(notes))]
+    if run.stopped:
+        limit = (
+            f"{limits.timeout_s:.0f} s" if run.stopped == "TIMEOUT" else _gib(limits.memory_bytes)
+        )
+        row = Row(workload, engine, run.stopped, detail=f"killed at {limit}", note=_join(notes))
+        row.peak_bytes = run.peak_bytes
+        return [row]
     if whole:
         if run.rc != 0:
             detail = _last_line(run.stderr_tail) or f"exit code {run.rc}"
@@ -260,6 +277,10 @@ def _result_rows(workload: str, engine: str, run: _Execution, notes: list[str]) 
     if "first_batch_s" in extra:
         rows.append(Row(f"{workload}-first-batch", engine, status, float(extra["first_batch_s"])))
     return rows
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB"
 
 
 def _join(notes: list[str]) -> str:

@@ -136,13 +136,22 @@ class PeakMemorySampler:
     """Samples a process tree every ~50 ms on a daemon thread; keeps the peak in a window.
 
     The window is opened and closed by whoever watches the child's markers (``READY`` and
-    ``DONE``); samples outside it (engine start-up, shutdown) are not counted. Every process
+    ``DONE``); samples outside it (engine start-up, shutdown) are not counted. A sample over
+    ``limit_bytes`` sets ``over_limit``. Every process
     of the tree seen at any time is kept in ``seen`` (pid -> start time) so that leftovers
     can be found after the child exits.
     """
 
-    def __init__(self, root_pid: int, shm_baseline: int, interval_s: float = SAMPLE_INTERVAL_S):
+    def __init__(
+        self,
+        root_pid: int,
+        shm_baseline: int,
+        limit_bytes: int | None = None,
+        interval_s: float = SAMPLE_INTERVAL_S,
+    ):
         self._root = root_pid
+        self._limit = limit_bytes
+        self.over_limit = threading.Event()
         self._shm_baseline = shm_baseline
         self._interval = interval_s
         self._lock = threading.Lock()
@@ -170,6 +179,11 @@ class PeakMemorySampler:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def known_processes(self) -> dict[int, float]:
+        """Return every pid of the tree seen so far, with its start time."""
+        with self._lock:
+            return dict(self.seen)
+
     def _remember(self, pids: set[int]) -> None:
         for pid in pids - self.seen.keys():
             try:
@@ -190,6 +204,8 @@ class PeakMemorySampler:
             self.samples += 1
             if self.peak is None or sample.total_bytes > self.peak.total_bytes:
                 self.peak = sample
+            if self._limit is not None and sample.total_bytes > self._limit:
+                self.over_limit.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -208,7 +208,7 @@ class Expr:
         conversion raises.
         """
         arrow_type = _arrow_type(target_type)
-        shown = _args_text(_builtin_str(arrow_type)) + ("" if safe else ", safe=False")
+        shown = _args_text(str(arrow_type)) + ("" if safe else ", safe=False")
         return _call(self, "cast", f"cast({shown})", target_type=arrow_type, safe=safe)
 
     @property
@@ -221,8 +221,6 @@ class Expr:
         """Date and time functions: ``col("ts").dt.year()``."""
         return _DatetimeNamespace(self)
 
-
-_builtin_str = str
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -889,7 +887,20 @@ def _is_string_operand(expr: BinaryExpr, schema: pa.Schema | None) -> bool:
 
 
 def can_push_down(expr: Expr, schema: pa.Schema | None = None) -> bool:
-    """Return whether :func:`to_pyarrow` can translate ``expr`` (no ``//`` or ``%``)."""
+    """Return whether :func:`to_pyarrow` can translate ``expr`` (no ``//`` or ``%``).
+
+    With ``schema``, also return False when ``expr`` would fail on blocks of that schema (a
+    missing column, mismatched types), so that the error is raised by :func:`evaluate`, with
+    its message, rather than by the file reader.
+    """
+    _check_expr(expr)
+    if schema is not None:
+        if referenced_columns(expr) - set(schema.names):
+            return False
+        try:
+            evaluate(expr, schema.empty_table())
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
     try:
         to_pyarrow(expr, schema)
     except NotImplementedError:

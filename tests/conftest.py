@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import time
+import uuid
 
 import psutil
 import pytest
@@ -13,24 +15,54 @@ import pytest
 import engine
 from engine.runtime.block_store import SESSION_PREFIX
 
+# Every process this run starts inherits this marker, so runs beside ours don't count.
+_RUN_MARKER = "ENGINE_TEST_RUN"
+os.environ[_RUN_MARKER] = uuid.uuid4().hex
+
 
 def _engine_processes() -> set[int]:
     found = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
-        if "engine.runtime" in cmdline:
-            found.add(proc.info["pid"])
+        if "engine.runtime" not in cmdline:
+            continue
+        try:
+            if proc.environ().get(_RUN_MARKER) == os.environ[_RUN_MARKER]:
+                found.add(proc.info["pid"])
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
     return found
+
+
+def _held(path: str) -> bool:
+    """Whether a live session holds this store directory's lock (another run's); a spill
+    directory counts as held when its session's store directory is."""
+    name = os.path.basename(path)
+    if name.endswith("-spill"):
+        return any(_held(os.path.join(root, name[: -len("-spill")]))
+                   for root in ("/dev/shm", tempfile.gettempdir()))
+    try:
+        fd = os.open(os.path.join(path, ".lock"), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _store_dirs() -> set[str]:
     found = set()
     for root in ("/dev/shm", tempfile.gettempdir()):
         try:
-            found |= {os.path.join(root, n) for n in os.listdir(root)
-                      if n.startswith(SESSION_PREFIX)}
+            names = os.listdir(root)
         except OSError:
-            pass
+            continue
+        found |= {os.path.join(root, n) for n in names
+                  if n.startswith(SESSION_PREFIX) and not _held(os.path.join(root, n))}
     return found
 
 

@@ -68,6 +68,8 @@ class FormatWriter(Protocol):
     def close(self) -> None:
         """Finish the format (footer, buffered rows); the stream is closed by the caller."""
 
+    # Optional: ``abandon()`` gives up on the file without finishing it, never raising.
+
 
 class FileDatasink(Datasink):
     """Base class of the file formats' datasinks.
@@ -278,16 +280,25 @@ class _OpenFile:
                 discard()  # abort a multipart upload before anything can complete it
             with contextlib.suppress(AttributeError):
                 raw.closed = True  # fsspec: closing now would upload what was buffered
-        elif writer is not None:
-            try:
-                writer.close()
-                self._stream.close()
-            except Exception:  # already failing; the file is deleted below either way
-                pass
+        if writer is not None:
+            _close_quietly(writer, self._stream)
         if self.temp_path is not None:
             self._fs.delete_file(self.temp_path)
         if self.renamed or (self.temp_path is None and (raw is None or writer is None)):
             self._fs.delete_file(self.final_path)
+
+
+def _close_quietly(writer: FormatWriter, stream: pa.NativeFile) -> None:
+    """Close a file that is being thrown away; it may fail (its sink is gone) and must not
+    try again when garbage collected."""
+    abandon = getattr(writer, "abandon", None)
+    if callable(abandon):
+        abandon()
+    else:
+        with contextlib.suppress(Exception):
+            writer.close()
+    with contextlib.suppress(Exception):
+        stream.close()
 
 
 class _DirWriter:

@@ -151,6 +151,10 @@ class FileBasedDatasource(Datasource):
                             f"{type(partitioning).__name__}")
         source_paths, self._fs = resolve_filesystem(paths, filesystem)
         self._open_args = dict(arrow_open_stream_args or {})
+        unknown = set(self._open_args) - {"compression", "buffer_size"}
+        if unknown:
+            raise TypeError(f"unsupported arrow_open_stream_args {sorted(unknown)}; expected "
+                            f"'compression' or 'buffer_size'")
         self._include_paths = bool(include_paths)
         self._shuffle = shuffle
         entries = expand_paths(source_paths, self._fs, ignore_missing_paths=ignore_missing_paths)

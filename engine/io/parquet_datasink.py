@@ -17,6 +17,7 @@ up to ``target_max_block_size`` bytes) rather than one row group per block.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -118,3 +119,9 @@ class _ParquetFormatWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+    def abandon(self) -> None:
+        self._pending = []
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._writer.is_open = False  # or its __del__ tries to finish the file again

@@ -124,12 +124,14 @@ class ParquetDatasource(FileBasedDatasource):
         self._footers = FooterCache(self._fs, self._file_kwargs)
         self._units: list[_Unit] | None = None
         self._schema_cache: tuple[Any, ...] | None = None
+        self._candidates: list[FileInfo] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["_footers"] = None
         state["_units"] = None
         state["_schema_cache"] = None
+        state["_candidates"] = None
         return state
 
     # -- pushdown -----------------------------------------------------------------------
@@ -153,7 +155,7 @@ class ParquetDatasource(FileBasedDatasource):
     def apply_predicate(self, predicate: Any) -> Datasource:
         new = copy.copy(self)
         new._predicate = combine(self._predicate, check_predicate(predicate))
-        new._units = new._schema_cache = None
+        new._units = new._schema_cache = new._candidates = None
         return new
 
     def pushdown_description(self) -> str:
@@ -181,6 +183,11 @@ class ParquetDatasource(FileBasedDatasource):
 
     def _candidate_files(self) -> list[FileInfo]:
         """Files whose partition values do not rule the predicate out (no I/O)."""
+        if self._candidates is None:
+            self._candidates = self._prune_partitions()
+        return self._candidates
+
+    def _prune_partitions(self) -> list[FileInfo]:
         files = self._files
         if self._predicate is None or not len(self._pruning_schema()):
             return files
@@ -242,6 +249,8 @@ class ParquetDatasource(FileBasedDatasource):
             # A pruned file may be the one holding a requested column.
             data = self._data_schema_of(self._files) or data
             full = self._full_schema(data)
+        if self._predicate is not None:
+            _check_predicate_types(self._predicate, full)
         return data, full, self._output_schema(full)
 
     def schema(self) -> pa.Schema | None:
@@ -300,7 +309,11 @@ class ParquetDatasource(FileBasedDatasource):
         return sum(f.metadata.num_rows for f in footers.values())  # type: ignore[union-attr]
 
     def input_files(self) -> list[str]:
-        return [self._fs.display(f.path) for f in self._candidate_files()]
+        if self._predicate is None:
+            files = self._candidate_files()
+        else:  # only the files that pruning by partition and statistics leaves
+            files = list({u.file.path: u.file for u in self._plan_units()}.values())
+        return [self._fs.display(f.path) for f in files]
 
     def estimate_inmemory_data_size(self) -> int | None:
         return sum(u.size for u in self._plan_units())
@@ -348,6 +361,16 @@ class ParquetDatasource(FileBasedDatasource):
             include_paths=self._include_paths, batch_size=self._batch_size,
             file_kwargs=self._file_kwargs, scan_kwargs=self._scan_kwargs,
             tensor_columns=self._tensor_columns, max_bytes=max_bytes)
+
+
+def _check_predicate_types(predicate: pc.Expression, schema: pa.Schema) -> None:
+    """Raise a clear error at planning time for a predicate the columns cannot satisfy."""
+    referenced_columns(predicate, schema)  # names an unknown column
+    try:
+        schema.empty_table().filter(predicate)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise TypeError(f"filter {predicate} does not apply to the columns {schema}: "
+                        f"{exc}") from exc
 
 
 def _merge_units(units: list[_Unit]) -> list[_Piece]:

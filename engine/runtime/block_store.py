@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 SESSION_PREFIX = "engine-"
 _LOCK_NAME = ".lock"
+_SPILL_NAME = ".spill"  # holds the session's spill directory, removed with the session
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class BlockLocation:
 
 def serialize_table(table: pa.Table) -> bytes:
     """Return ``table`` as Arrow IPC stream bytes (for inline blocks)."""
+    if any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()  # one batch, as in block files: single-chunk columns
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=max(table.num_rows, 1))
@@ -131,8 +134,22 @@ def remove_stale_sessions(root: str) -> None:
         except OSError:
             os.close(fd)
             continue  # held: a live session
+        spill_dir = _recorded_spill_dir(path)
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
         shutil.rmtree(path, ignore_errors=True)
         os.close(fd)
+
+
+def _recorded_spill_dir(session_dir: str) -> str | None:
+    """The spill directory a session recorded in its directory, if any."""
+    try:
+        with open(os.path.join(session_dir, _SPILL_NAME)) as f:
+            spill_dir = f.read().strip()
+    except OSError:
+        return None
+    ok = os.path.basename(spill_dir).startswith(SESSION_PREFIX)  # never remove anything else
+    return spill_dir if ok else None
 
 
 class BlockStore:
@@ -158,12 +175,18 @@ class BlockStore:
         remove_stale_sessions(root)
         self.root = root
         self.dir = os.path.join(root, SESSION_PREFIX + self.session_id)
-        os.makedirs(self.dir, mode=0o700)
-        self._lock_fd = os.open(os.path.join(self.dir, _LOCK_NAME), os.O_CREAT | os.O_RDWR,
-                                0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self.spill_dir = os.path.join(spill_root or tempfile.gettempdir(),
                                       SESSION_PREFIX + self.session_id + "-spill")
+        # Lock (and record the spill directory) under a private name, then rename: another
+        # store's remove_stale_sessions must never see this directory unlocked.
+        staging = os.path.join(root, ".init-" + SESSION_PREFIX + self.session_id)
+        os.makedirs(staging, mode=0o700)
+        self._lock_fd = os.open(os.path.join(staging, _LOCK_NAME), os.O_CREAT | os.O_RDWR,
+                                0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        with open(os.path.join(staging, _SPILL_NAME), "w") as f:
+            f.write(self.spill_dir)
+        os.rename(staging, self.dir)
         self.budget_bytes = int(min(budget_bytes, capacity * 0.9)) if capacity else budget_bytes
         self._lock = threading.Lock()
         self._sizes: dict[str, int] = {}  # block id -> bytes in shm
@@ -216,6 +239,22 @@ class BlockStore:
             _unlink(self.block_path(block_id))
         if spilled is not None:
             _unlink(os.path.join(self.spill_dir, block_id))
+
+    def remove_unreported(self, prefix: str) -> None:
+        """Delete files named ``prefix*`` that the store does not account for: blocks (or
+        partial ``.tmp`` writes) of a worker that died before reporting them."""
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            block_id = name[:-4] if name.endswith(".tmp") else name
+            with self._lock:
+                known = block_id in self._sizes or block_id in self._spilled
+            if not known:
+                _unlink(os.path.join(self.dir, name))
 
     # -- spilling ---------------------------------------------------------------------
     def spill_until_under_budget(self) -> int:

@@ -143,6 +143,7 @@ class LocalCluster:
         self._stopping = False
         self.workers_started = 0
         self.tasks_retried = 0
+        self.shutdown_kills = 0  # workers that ignored SHUTDOWN (busy) and were SIGKILLed
         for _ in range(self.num_cpus):
             self._start_worker(None, {})
         self._thread = threading.Thread(target=self._loop, name="engine-runtime", daemon=True)
@@ -220,8 +221,9 @@ class LocalCluster:
         for w in list(self._workers.values()):
             remaining = max(0.0, deadline - time.monotonic())
             if not _wait_fd(w.pidfd, remaining):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.pid, signal.SIGKILL)
+                self.shutdown_kills += 1
+                with contextlib.suppress(OSError):  # exited, or a /dev/null stand-in
+                    signal.pidfd_send_signal(w.pidfd, signal.SIGKILL)  # no pid-reuse risk
                 _wait_fd(w.pidfd, 2)
             os.close(w.pidfd)
         self._workers.clear()
@@ -321,7 +323,10 @@ class LocalCluster:
             worker = self._workers.get(wid)
             if worker is None:
                 continue  # a worker declared dead: its late messages are dropped
-            self._on_message(worker, p.decode_header(frames[1].buffer), frames[2:])
+            try:
+                self._on_message(worker, p.decode_header(frames[1].buffer), frames[2:])
+            except Exception:  # one bad message must not kill the thread everything needs
+                logger.exception("the runtime could not handle a message from worker %s", wid)
 
     def _handle_command(self, cmd: tuple[Any, ...]) -> bool:
         kind = cmd[0]
@@ -480,7 +485,14 @@ class LocalCluster:
             return
         task.accepted += 1
         if kind == p.KIND_VALUE:
-            item: Any = ValueOutput(cloudpickle.loads(frames[1].buffer), size)
+            try:
+                item: Any = ValueOutput(cloudpickle.loads(frames[1].buffer), size)
+            except Exception as exc:  # it pickled on the worker but cannot load here
+                message = (f"output {index} of task {task.name} cannot be unpickled in the "
+                           f"driver: {type(exc).__name__}: {exc}")
+                self._fail_running(task, RemoteError(type(exc), type(exc).__name__, message,
+                                                     ""))
+                return
         elif kind == p.KIND_INLINE:
             item = BlockRef("i", rows, size, inline=frames[1].bytes, schema_bytes=frames[0].bytes)
         else:
@@ -488,6 +500,13 @@ class LocalCluster:
                             schema_bytes=frames[0].bytes, store=self.store,
                             spill_dir=self.store.spill_dir)
         task.handle._push(item)
+
+    def _fail_running(self, task: _Task, error: BaseException) -> None:
+        """Fail a task's handle now and stop the task; its DONE releases the worker."""
+        task.cancelled = True
+        task.handle._finish(error)
+        if task.worker is not None:
+            self._send(task.worker, p.encode_header(p.CANCEL, task.key))
 
     def _on_error(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:
         _, key, attempt, type_name, message, tb = header
@@ -514,6 +533,9 @@ class LocalCluster:
             self._idle.remove(wid)
         if self._stopping:
             return
+        # Block ids are "<wid>-<pid>-<n>": files it wrote but never reported (or reported
+        # after we stopped listening to it) have no BlockRef and would stay forever.
+        self.store.remove_unreported(f"{wid}-{worker.pid}-")
         if worker.actor_id is not None:
             self._on_actor_death(worker)
             return
@@ -577,8 +599,11 @@ class LocalCluster:
                 os.kill(worker.pid, signal.SIGTERM)
 
     def _stop_workers(self) -> None:
-        for wid in list(self._workers):
-            self._send(wid, p.encode_header(p.SHUTDOWN))
+        for wid, worker in list(self._workers.items()):
+            if not self._send(wid, p.encode_header(p.SHUTDOWN)):
+                # Not connected yet, so the ROUTER cannot reach it: it holds no work.
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(worker.pidfd, signal.SIGTERM)
         for task in list(self._tasks.values()):
             task.handle._finish(RuntimeError("the cluster was shut down"))
         self._tasks.clear()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from engine.runtime.cluster import LocalCluster
 
 
-@dataclass
+@dataclass(eq=False)  # exceptions compare (and hash) by identity
 class RemoteError(EngineError):
     """A task raised on a worker: the original type (when it could be shipped), message and
     traceback with the engine's frames trimmed."""

@@ -2,9 +2,10 @@
 
 The ``read_all`` fixture plans a read, pickles every read task (they run on worker
 processes in the engine) and runs them in order; ``run_tasks`` returns the blocks
-themselves; ``listing`` lists a local directory recursively. ``CountingFileSystem`` is a local fsspec filesystem that
-counts the files opened and bytes read, to prove that pushdown reads less. ``s3`` starts
-a moto S3 server on a free loopback port for the module that asks for it.
+themselves; ``listing`` lists a local directory recursively. ``CountingFileSystem`` is a
+local fsspec filesystem that counts the files opened and bytes read, to prove that
+pushdown reads less. ``s3`` starts a moto S3 server on a free loopback port for the
+module that asks for it.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def s3() -> Iterator[dict[str, Any]]:
         fs = s3fs.S3FileSystem(key="testing", secret="testing",
                                client_kwargs={"endpoint_url": endpoint,
                                               "region_name": "us-east-1"})
-        fs.mkdir("engine-test-bucket")
+        fs.call_s3("create_bucket", Bucket="engine-test-bucket")
         try:
             yield {"endpoint": endpoint, "bucket": "engine-test-bucket", "fs": fs}
         finally:

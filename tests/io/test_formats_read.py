@@ -51,6 +51,8 @@ def test_csv_passes_arrow_options_through(tmp_path, read_all):
     assert read_all(ds).to_pylist() == [{"x": 1, "y": "2"}]
     with pytest.raises(TypeError, match="unsupported"):
         CSVDatasource(str(tmp_path), arrow_csv_args={"delimiter": ";"})
+    with pytest.raises(TypeError, match="arrow_open_stream_args"):
+        CSVDatasource(str(tmp_path), arrow_open_stream_args={"mode": "rb"})
 
 
 def test_csv_compressed_by_extension_or_open_stream_args(tmp_path, read_all):
@@ -80,7 +82,7 @@ def test_ragged_csv_names_the_file_and_line(tmp_path, run_tasks):
 
 
 def test_non_utf8_csv_is_an_error_naming_file_and_column(tmp_path, run_tasks, read_all):
-    _write(tmp_path / "latin.csv", "name,n\n".encode() + "caf\u00e9,1\n".encode("latin-1"))
+    _write(tmp_path / "latin.csv", b"name,n\n" + "caf\u00e9,1\n".encode("latin-1"))
     with pytest.raises(DatasetReadError, match=r"latin\.csv.*\['name'\].*UTF-8"):
         run_tasks(CSVDatasource(str(tmp_path)))
     ds = CSVDatasource(str(tmp_path), arrow_csv_args={
@@ -98,7 +100,7 @@ def test_failing_file_fails_its_task_only(tmp_path):
     _write(tmp_path / "b_bad.csv", "x,y\n1\n")
     tasks = CSVDatasource(str(tmp_path)).get_read_tasks(2)
     assert sum(b.num_rows for b in tasks[0]()) == 1
-    with pytest.raises(DatasetReadError, match="b_bad.csv"):
+    with pytest.raises(DatasetReadError, match=r"b_bad\.csv"):
         list(tasks[1]())
 
 
@@ -220,12 +222,12 @@ def test_numpy_fortran_order_objects_and_truncation(tmp_path, read_all, run_task
     np.testing.assert_array_equal(table.column("data").combine_chunks().to_numpy_ndarray(),
                                   np.arange(6).reshape(2, 3))
     np.save(tmp_path / "o.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
-    with pytest.raises(DatasetReadError, match="o.npy"):
+    with pytest.raises(DatasetReadError, match=r"o\.npy"):
         run_tasks(NumpyDatasource(str(tmp_path / "o.npy")))
     np.save(tmp_path / "t.npy", np.arange(100))
     data = (tmp_path / "t.npy").read_bytes()
     (tmp_path / "t.npy").write_bytes(data[:-40])
-    with pytest.raises(DatasetReadError, match="t.npy.*truncated"):
+    with pytest.raises(DatasetReadError, match=r"t\.npy.*truncated"):
         run_tasks(NumpyDatasource(str(tmp_path / "t.npy")))
 
 
@@ -263,5 +265,5 @@ def test_corrupt_image_names_the_file(tmp_path, run_tasks):
     from engine.io.image_datasource import ImageDatasource
 
     _write(tmp_path / "broken.png", b"\x89PNG not really")
-    with pytest.raises(DatasetReadError, match="broken.png"):
+    with pytest.raises(DatasetReadError, match=r"broken\.png"):
         run_tasks(ImageDatasource(str(tmp_path)))

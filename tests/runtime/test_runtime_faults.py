@@ -119,7 +119,8 @@ def test_blocks_of_a_worker_that_died_before_reporting_them_are_removed(cluster,
     assert [r.get()["i"][0].as_py() for r in refs] == [0, 1, 2]
     assert cluster.tasks_retried == 1
     # Only the blocks the driver holds references to are in the store.
-    rt.wait_until(lambda: rt.block_files(cluster) == sorted(r.block_id for r in refs),
+    held = sorted(r.block_id for r in refs)
+    rt.wait_until(lambda: rt.block_files(cluster) == held,
                   what="the dead attempt's block file to be removed")
     del refs
     gc.collect()

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.runtime.block_store import BlockStore
+from engine.runtime.block_store import BlockStore, remove_stale_sessions
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -170,8 +170,6 @@ def test_store_removes_sessions_nobody_holds(tmp_path):
     open(os.path.join(stale, "block"), "w").close()
     live = BlockStore(1 << 20, root="/dev/shm")
     try:
-        from engine.runtime.block_store import remove_stale_sessions
-
         remove_stale_sessions(root)
         assert not os.path.exists(stale)
         remove_stale_sessions("/dev/shm")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import sys
 import time
 import uuid
@@ -43,6 +44,12 @@ def add_one(table):
 def stream_tables(sizes):
     for i, rows in enumerate(sizes):
         yield int_table(i, rows)
+
+
+def stream_chunked(sizes):
+    for i, rows in enumerate(sizes):
+        half = int_table(i, rows // 2)
+        yield pa.concat_tables([half, half, int_table(i, rows - 2 * (rows // 2))])
 
 
 def stream_values(n):
@@ -103,6 +110,21 @@ def raise_mid_stream():
     raise CustomError("stream broke after two blocks")
 
 
+def fail_to_load():
+    raise RuntimeError("this value cannot be loaded in the driver")
+
+
+class LoadsOnlyInWorkers:
+    def __reduce__(self):
+        return (fail_to_load, ())
+
+
+def yield_unloadable_value():
+    yield int_table(0, 3)
+    yield LoadsOnlyInWorkers()
+    yield int_table(1, 3)
+
+
 def produce(n, rows, log_file):
     for i in range(n):
         with open(log_file, "a") as f:
@@ -160,6 +182,16 @@ def test_streamed_outputs_arrive_in_order_inline_or_stored(cluster, rt):
     stored_refs = [r for r in refs if r.in_store]
     assert len(rt.block_files(cluster)) == len(stored_refs) == 3
     assert cluster.store.used_bytes == sum(r.size_bytes for r in stored_refs)
+
+
+def test_chunked_tables_arrive_as_single_chunk_blocks(cluster):
+    sizes = [4, 2 * BIG_ROWS]
+    refs = list(cluster.submit(stream_chunked, (sizes,)).iter_outputs(timeout=60))
+    assert [r.in_store for r in refs] == [False, True]
+    for i, (ref, rows) in enumerate(zip(refs, sizes, strict=True)):
+        column = ref.get()["i"]
+        assert column.num_chunks == 1, ref  # zero-copy to numpy needs one chunk
+        assert column.chunk(0).to_numpy(zero_copy_only=True).tolist() == [i] * rows
 
 
 def test_value_outputs_and_empty_result(cluster):
@@ -227,6 +259,8 @@ def test_user_exception_is_not_retried_and_keeps_type_message_traceback(cluster,
     else:
         raise AssertionError("iter_outputs did not raise the task's error")
     assert cluster.tasks_retried == 0
+    assert pickle.loads(pickle.dumps(error)).message == "bad value 42"  # errors travel
+    assert error in {error}  # exceptions hash by identity
     # The cluster stays usable, on both workers.
     results = [cluster.submit(add, (i, 1)) for i in range(4)]
     assert [next(h.iter_outputs(timeout=60)).value for h in results] == [1, 2, 3, 4]
@@ -245,6 +279,16 @@ def test_error_mid_stream_keeps_outputs_before_it(cluster):
     else:
         raise AssertionError("the stream's error was not raised")
     assert received == [0, 1]
+
+
+def test_output_the_driver_cannot_unpickle_fails_only_its_task(cluster, rt):
+    handle = cluster.submit(yield_unloadable_value)
+    assert handle.wait(60), "the task never ended"
+    assert isinstance(handle.error, RemoteError)
+    assert "cannot be loaded in the driver" in str(handle.error)
+    rt.wait_until(lambda: len(cluster._idle) == cluster.num_cpus, what="the worker to be idle")
+    handles = [cluster.submit(add, (i, 1)) for i in range(4)]
+    assert [next(h.iter_outputs(timeout=60)).value for h in handles] == [1, 2, 3, 4]
 
 
 # ---------------------------------------------------------------- 9. backpressure
@@ -277,13 +321,13 @@ def test_credits_bound_unconsumed_outputs(cluster, rt, tmp_path):
     produced = len(log.read_text().splitlines())
     assert produced < n
     assert rt.wait_stable(lambda: len(log.read_text().splitlines())) == produced
-    rt.wait_until(lambda: rt.block_files(cluster) == sorted(r.block_id for r in taken),
-                  what="untaken blocks to be freed")
+    held = sorted(r.block_id for r in taken)
+    rt.wait_until(lambda: rt.block_files(cluster) == held, what="untaken blocks to be freed")
     del taken
     gc.collect()
     rt.wait_until(lambda: cluster.store.used_bytes == 0 and not rt.block_files(cluster),
                   what="every block to be freed")
-    assert list(cluster.submit(add, (1, 1)).iter_outputs(timeout=60))[0].value == 2
+    assert next(cluster.submit(add, (1, 1)).iter_outputs(timeout=60)).value == 2
 
 
 def test_cancel_before_start(cluster, rt, tmp_path):
