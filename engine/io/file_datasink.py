@@ -131,7 +131,8 @@ class FileDatasink(Datasink):
 
     # -- driver side ----------------------------------------------------------------------
     def on_write_start(self) -> None:
-        exists = self._fs.has_files(self.path)
+        checks = self.mode in (SaveMode.ERROR, SaveMode.CREATE, SaveMode.IGNORE)
+        exists = checks and self._fs.has_files(self.path)
         if exists and self.mode in (SaveMode.ERROR, SaveMode.CREATE):
             raise DestinationExistsError(
                 17, f"destination already holds files (mode={self.mode.value!r}; use "
@@ -153,13 +154,19 @@ class FileDatasink(Datasink):
         written = {p for r in write_result.write_returns if isinstance(r, WrittenFiles)
                    for p in r.paths}
         self._fs.invalidate_cache(self.path)
-        for entry in self._fs.list_files(self.path, skip_hidden=False):
-            name = posixpath.basename(entry.path)
-            leftover_temp = name.startswith(".") and self.write_uuid in name
-            replaced = self.mode == SaveMode.OVERWRITE and entry.path not in written
-            if leftover_temp or replaced:
-                self._fs.delete_file(entry.path)
-        self._fs.delete_empty_dirs(self.path)
+        if self.mode == SaveMode.OVERWRITE:  # the commit: now the old files can go
+            for entry in self._fs.list_files(self.path, skip_hidden=False):
+                if entry.path not in written:
+                    self._fs.delete_file(entry.path)
+            self._fs.delete_empty_dirs(self.path)
+        elif not self._fs.object_store:
+            # Temporaries of killed attempts, in the directories this write used (a
+            # retried task writes to the same ones), without listing the whole tree.
+            for directory in {posixpath.dirname(p) for p in written} | {self.path}:
+                for entry in self._fs.list_dir(directory):
+                    name = posixpath.basename(entry.path)
+                    if name.startswith(".") and self.write_uuid in name:
+                        self._fs.delete_file(entry.path)
         if self._created_dir and write_result.num_rows == 0:
             with contextlib.suppress(OSError):
                 self._fs.pa_fs.delete_dir(self.path)

@@ -128,6 +128,12 @@ class FileSystemHandle:
         out.sort(key=lambda e: e.path)
         return out
 
+    def list_dir(self, directory: str) -> list[FileEntry]:
+        """The files directly in ``directory`` (hidden ones included)."""
+        selector = pafs.FileSelector(directory, recursive=False, allow_not_found=True)
+        return [FileEntry(i.path, i.size) for i in self.pa_fs.get_file_info(selector)
+                if i.type == pafs.FileType.File]
+
     def has_files(self, directory: str) -> bool:
         """Whether ``directory`` holds any file (hidden ones included)."""
         self.invalidate_cache(directory)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +40,6 @@ import pyarrow.parquet as pq
 
 from engine.block import BlockMetadata
 from engine.context import DataContext
-from engine.errors import DatasetReadError
-from engine.io.block_output import BlockOutputBuffer, append_constant_columns
 from engine.io.file_datasource import (
     PATH_COLUMN,
     FileBasedDatasource,
@@ -50,19 +47,17 @@ from engine.io.file_datasource import (
     group_contiguous,
     plan_task_count,
     shuffle_in_place,
-    wrap_read_error,
 )
-from engine.io.filesystem import FileSystemHandle
 from engine.io.interfaces import Datasource, ReadTask
 from engine.io.parquet_metadata import (
     Footer,
     FooterCache,
-    conform,
     matching_partitions,
     matching_row_groups,
     top_level_columns,
     unify_file_schemas,
 )
+from engine.io.parquet_scan import EmptyRead, ParquetPiece, ParquetRead, ParquetScan
 from engine.io.partitioning import Partitioning, partition_expression
 from engine.io.predicates import check_predicate, combine, referenced_columns
 
@@ -80,15 +75,6 @@ class _Unit:
     size: int
     rows: int | None
     footer: Footer | None
-
-
-@dataclass
-class _Piece:
-    """What one read task reads of one file."""
-
-    file: FileInfo
-    row_groups: list[int] | None  # None: every row group (footer unknown at planning)
-    metadata: pq.FileMetaData | None
 
 
 class ParquetDatasource(FileBasedDatasource):
@@ -326,7 +312,7 @@ class ParquetDatasource(FileBasedDatasource):
         scan = self._make_scan(schemas, max_bytes)
         if not units:
             meta = BlockMetadata(0, 0, output, ())
-            return [ReadTask(_EmptyRead(output), meta)]
+            return [ReadTask(EmptyRead(output), meta)]
         if self._shuffle is not None:
             shuffle_in_place(units, self._shuffle)
         sizes = [u.size for u in units]
@@ -342,11 +328,11 @@ class ParquetDatasource(FileBasedDatasource):
                 size_bytes=sum(u.size for u in chosen), schema=output,
                 input_files=tuple(dict.fromkeys(self._fs.display(p.file.path)
                                                 for p in pieces)))
-            tasks.append(ReadTask(_ParquetRead(scan, pieces), meta))
+            tasks.append(ReadTask(ParquetRead(scan, pieces), meta))
         return tasks
 
     def _make_scan(self, schemas: tuple[pa.Schema, pa.Schema, pa.Schema] | None,
-                   max_bytes: int) -> _ParquetScan:
+                   max_bytes: int) -> ParquetScan:
         read_schema = output_names = None
         if schemas is not None:
             data, full, output = schemas
@@ -355,7 +341,7 @@ class ParquetDatasource(FileBasedDatasource):
             output_names = output.names
         elif self._columns is not None:
             output_names = list(self._columns)
-        return _ParquetScan(
+        return ParquetScan(
             fs=self._fs, read_schema=read_schema, output_names=output_names,
             predicate=self._predicate, partition_fields=self._partition_fields,
             include_paths=self._include_paths, batch_size=self._batch_size,
@@ -373,120 +359,16 @@ def _check_predicate_types(predicate: pc.Expression, schema: pa.Schema) -> None:
                         f"{exc}") from exc
 
 
-def _merge_units(units: list[_Unit]) -> list[_Piece]:
+def _merge_units(units: list[_Unit]) -> list[ParquetPiece]:
     """Consecutive row groups of one file become one piece."""
-    pieces: list[_Piece] = []
+    pieces: list[ParquetPiece] = []
     for u in units:
         last = pieces[-1] if pieces else None
         if (last is not None and last.file.path == u.file.path and u.row_group is not None
                 and last.row_groups is not None):
             last.row_groups.append(u.row_group)
             continue
-        pieces.append(_Piece(u.file, None if u.row_group is None else [u.row_group],
-                             u.footer.metadata if u.footer is not None else None))
+        row_groups = None if u.row_group is None else [u.row_group]
+        metadata = u.footer.metadata if u.footer is not None else None
+        pieces.append(ParquetPiece(u.file, row_groups, metadata))
     return pieces
-
-
-@dataclass
-class _ParquetScan:
-    """How every read task of one read reads (picklable, shared by its tasks)."""
-
-    fs: FileSystemHandle
-    read_schema: pa.Schema | None
-    output_names: list[str] | None
-    predicate: pc.Expression | None
-    partition_fields: pa.Schema
-    include_paths: bool
-    batch_size: int | None
-    file_kwargs: dict[str, Any]
-    scan_kwargs: dict[str, Any]
-    tensor_columns: dict[str, tuple[Any, tuple[int, ...]]]
-    max_bytes: int
-
-    def read(self, pieces: list[_Piece]) -> Iterator[pa.Table]:
-        out = BlockOutputBuffer(self.max_bytes)
-        for piece in pieces:
-            display = self.fs.display(piece.file.path)
-            where = "footer"
-            try:
-                with self.fs.open_input_file(piece.file.path) as f:
-                    pf = pq.ParquetFile(f, metadata=piece.metadata, **self.file_kwargs)
-                    names = set(pf.schema_arrow.names)
-                    columns = ([c for c in self.read_schema.names if c in names]
-                               if self.read_schema is not None else None)
-                    groups = (piece.row_groups if piece.row_groups is not None
-                              else range(pf.num_row_groups))
-                    for rg in groups:
-                        where = f"row group {rg}"
-                        for batch in pf.iter_batches(batch_size=self._batch_rows(pf, rg),
-                                                     row_groups=[rg], columns=columns,
-                                                     **self.scan_kwargs):
-                            table = self._finish(pa.Table.from_batches([batch]), piece.file)
-                            yield from out.add(table)
-            except Exception as exc:
-                raise wrap_read_error(exc, display, where) from exc
-        yield from out.finish()
-
-    def _batch_rows(self, pf: pq.ParquetFile, rg: int) -> int:
-        if self.batch_size:
-            return int(self.batch_size)
-        meta = pf.metadata.row_group(rg)
-        per_row = max(1.0, meta.total_byte_size / max(1, meta.num_rows))
-        return max(1, min(meta.num_rows or 1, int(self.max_bytes / per_row)))
-
-    def _finish(self, table: pa.Table, info: FileInfo) -> pa.Table:
-        table = conform(table, self.read_schema)
-        values: list[tuple[pa.Field, Any]] = list(zip(self.partition_fields,
-                                                      info.partition_values, strict=True))
-        if self.include_paths:
-            values.append((pa.field(PATH_COLUMN, pa.string()), info.path))
-        table = append_constant_columns(table, values)
-        if self.predicate is not None:
-            table = table.filter(self.predicate)
-        if self.output_names is not None:
-            table = table.select(self.output_names)
-        for name, (dtype, shape) in self.tensor_columns.items():
-            if name in table.column_names:
-                index = table.schema.get_field_index(name)
-                table = table.set_column(index, name, _bytes_to_tensor(table.column(index),
-                                                                      dtype, shape))
-        return table
-
-
-def _bytes_to_tensor(column: pa.ChunkedArray, dtype: Any, shape: tuple[int, ...]) -> pa.Array:
-    """Decode a binary column of raw tensor bytes into a fixed-shape tensor column."""
-    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if pa.types.is_large_binary(array.type):
-        offsets_type: Any = np.int64
-    elif pa.types.is_binary(array.type):
-        offsets_type = np.int32
-    else:
-        raise DatasetReadError(f"tensor_column_schema: column has type {array.type}, "
-                               f"expected binary")
-    offsets = np.frombuffer(array.buffers()[1], dtype=offsets_type)[
-        array.offset:array.offset + len(array) + 1]
-    values = np.frombuffer(array.buffers()[2] or b"", dtype=np.uint8)[offsets[0]:offsets[-1]]
-    tensors = values.view(np.dtype(dtype)).reshape((len(array), *shape))
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(tensors))
-
-
-class _ParquetRead:
-    """The picklable body of a Parquet read task."""
-
-    def __init__(self, scan: _ParquetScan, pieces: list[_Piece]) -> None:
-        self.scan = scan
-        self.pieces = pieces
-
-    def __call__(self) -> Iterator[pa.Table]:
-        return self.scan.read(self.pieces)
-
-
-class _EmptyRead:
-    """A read task that yields one empty block with the read's schema."""
-
-    def __init__(self, schema: pa.Schema | None) -> None:
-        self.schema = schema
-
-    def __call__(self) -> Iterator[pa.Table]:
-        if self.schema is not None:
-            yield self.schema.empty_table()

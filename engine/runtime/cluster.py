@@ -52,8 +52,13 @@ class _Task:
     actor_id: str | None = None
     attempt: int = 0
     accepted: int = 0  # outputs delivered to the handle, across attempts
+    untaken: int = 0  # delivered outputs the consumer has not taken: the worker's debt
     worker: str | None = None
     cancelled: bool = False
+
+    @property
+    def waiting_for_credit(self) -> bool:
+        return self.untaken >= self.credits
 
 
 @dataclass
@@ -65,6 +70,7 @@ class _Worker:
     ready: bool = False
     fns: set[bytes] = field(default_factory=set)
     tasks: list[int] = field(default_factory=list)
+    retiring: bool = False  # an extra worker sent home: do not replace it
 
 
 @dataclass
@@ -345,8 +351,11 @@ class LocalCluster:
                     owner.queue.append(task.key)
         elif kind == "credit":
             running = self._tasks.get(cmd[1])
-            if running is not None and running.worker is not None:
-                self._send(running.worker, p.encode_header(p.CREDIT, running.key, cmd[2]))
+            if running is not None:
+                running.untaken = max(0, running.untaken - cmd[2])
+                if running.worker is not None:
+                    self._send(running.worker,
+                               p.encode_header(p.CREDIT, running.key, cmd[2]))
         elif kind == "cancel":
             self._cancel_task(cmd[1])
         elif kind == "actor":
@@ -409,6 +418,8 @@ class LocalCluster:
             if task is None:
                 continue
             self._run_on(self._idle.popleft(), task)
+        if self._queue and not self._idle:
+            self._add_worker_for_blocked_tasks()
         for actor in self._actors.values():
             worker = self._workers.get(actor.worker) if actor.worker else None
             if worker is None or not worker.ready:
@@ -419,6 +430,31 @@ class LocalCluster:
                 if task is not None:
                     actor.inflight.append(key)
                     self._run_on(worker.worker_id, task)
+
+    def _add_worker_for_blocked_tasks(self) -> None:
+        """Queued tasks wait while workers sit blocked on credits (their consumer reads
+        another execution first, e.g. two datasets iterated in lockstep): start one extra
+        worker per blocked one so waiting never becomes a deadlock. Extras retire idle."""
+        task_workers = [w for w in self._workers.values() if w.actor_id is None]
+        if any(not w.ready for w in task_workers):
+            return  # one is starting already
+        blocked = sum(1 for w in task_workers if w.tasks and
+                      all(self._tasks[k].waiting_for_credit for k in w.tasks
+                          if k in self._tasks))
+        if blocked and len(task_workers) < self.num_cpus + blocked:
+            self._start_worker(None, {})
+
+    def _retire_if_extra(self, worker: _Worker) -> bool:
+        """Send an idle extra worker home once the queue is empty; True if it was."""
+        if self._queue:
+            return False
+        task_workers = sum(1 for w in self._workers.values()
+                           if w.actor_id is None and not w.retiring)
+        if task_workers <= self.num_cpus:
+            return False
+        worker.retiring = True
+        self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
+        return True
 
     def _run_on(self, wid: str, task: _Task) -> None:
         worker = self._workers[wid]
@@ -465,7 +501,7 @@ class LocalCluster:
         if task.key in worker.tasks:
             worker.tasks.remove(task.key)
         if worker.actor_id is None:
-            if not worker.tasks:
+            if not worker.tasks and not self._retire_if_extra(worker):
                 self._idle.append(worker.worker_id)
         else:
             actor = self._actors.get(worker.actor_id)
@@ -484,6 +520,7 @@ class LocalCluster:
                 self._send(worker.worker_id, p.encode_header(p.CREDIT, key, 1))
             return
         task.accepted += 1
+        task.untaken += 1
         if kind == p.KIND_VALUE:
             try:
                 item: Any = ValueOutput(cloudpickle.loads(frames[1].buffer), size)
@@ -553,6 +590,8 @@ class LocalCluster:
                 task.handle._finish(WorkerCrashedError(
                     f"task {task.name} failed: its worker (pid {worker.pid}) died "
                     f"{task.attempt + 1} time(s) (max_retries={task.max_retries})"))
+        if worker.retiring:
+            return
         logger.warning("worker pid %d died; starting a replacement", worker.pid)
         self._start_worker(None, {})
 

@@ -14,7 +14,9 @@ import collections
 import contextlib
 import os
 import pickle
+import select
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -76,6 +78,10 @@ class Worker:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(address)
         self.driver_fd = os.pidfd_open(driver_pid)
+        # The loop below notices the driver's death only between tasks: a long UDF would
+        # outlive it. This thread ends the process whatever the main thread is doing.
+        threading.Thread(target=_exit_when_readable, args=(self.driver_fd,), daemon=True,
+                         name="engine-driver-watch").start()
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.driver_fd, zmq.POLLIN)
@@ -226,6 +232,11 @@ class Worker:
         header = p.encode_header(p.ERROR, key, attempt, type(exc).__name__, str(exc),
                                  trimmed_traceback(exc))
         self.sock.send_multipart([header, type_bytes])
+
+
+def _exit_when_readable(driver_fd: int) -> None:
+    select.select([driver_fd], [], [])  # a pidfd polls readable when its process exits
+    os._exit(0)
 
 
 def configure_threads(cpu_share: int) -> None:

@@ -276,7 +276,7 @@ def test_explain_limit_pushed_below_map_and_select():
 
 
 def test_explain_task_map_into_actor_pool():
-    ds = (ed.range(100).map_batches(double, num_cpus=0.5).map_batches(add_one_batch)
+    ds = (ed.range(100).map_batches(double).map_batches(add_one_batch, num_cpus=0.5)
           .map_batches(Model, concurrency=(1, 2), num_cpus=0.5))
     assert _explain(ds) == textwrap.dedent("""\
         -------- Logical Plan --------
