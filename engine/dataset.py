@@ -482,6 +482,108 @@ class Dataset:
             size_bytes=sum(o.size_bytes for o in outputs),
             write_returns=[o.write_return for o in outputs]))
 
+    def _file_sink_kwargs(self, filesystem: Any, try_create_dir: bool,
+                          arrow_open_stream_args: dict[str, Any] | None,
+                          filename_provider: Any, min_rows_per_file: int | None,
+                          num_rows_per_file: int | None, mode: Any) -> dict[str, Any]:
+        if num_rows_per_file is not None:  # Ray's deprecated name
+            if min_rows_per_file is not None:
+                raise ValueError("give min_rows_per_file or num_rows_per_file, not both")
+            min_rows_per_file = num_rows_per_file
+        return {"filesystem": filesystem, "try_create_dir": try_create_dir,
+                "open_stream_args": arrow_open_stream_args,
+                "filename_provider": filename_provider, "dataset_uuid": self._uuid,
+                "min_rows_per_file": min_rows_per_file, "mode": mode}
+
+    @property
+    def _uuid(self) -> str:
+        uid = getattr(self, "_dataset_uuid", None)
+        if uid is None:
+            import uuid
+
+            uid = self._dataset_uuid = uuid.uuid4().hex[:12]
+        return uid
+
+    def write_parquet(self, path: str, *, partition_cols: list[str] | None = None,
+                      filesystem: Any = None, try_create_dir: bool = True,
+                      arrow_open_stream_args: dict[str, Any] | None = None,
+                      filename_provider: Any = None,
+                      arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
+                      min_rows_per_file: int | None = None,
+                      max_rows_per_file: int | None = None,
+                      ray_remote_args: dict[str, Any] | None = None,
+                      concurrency: int | None = None, num_rows_per_file: int | None = None,
+                      mode: Any = "append", **arrow_parquet_args: Any) -> None:
+        """Write Parquet files under ``path`` (atomically: a failed write leaves nothing).
+
+        ``partition_cols`` writes hive directories; ``mode`` is ``"append"`` (default),
+        ``"overwrite"``, ``"error"`` or ``"ignore"``; ``**arrow_parquet_args`` go to
+        pyarrow's writer (``compression``, ``row_group_size``...).
+        """
+        from engine.io.parquet_datasink import ParquetDatasink
+
+        self.write_datasink(ParquetDatasink(
+            path, partition_cols=partition_cols, arrow_parquet_args_fn=arrow_parquet_args_fn,
+            arrow_parquet_args=arrow_parquet_args, max_rows_per_file=max_rows_per_file,
+            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
+                                     filename_provider, min_rows_per_file,
+                                     num_rows_per_file, mode)))
+
+    def write_csv(self, path: str, *, filesystem: Any = None, try_create_dir: bool = True,
+                  arrow_open_stream_args: dict[str, Any] | None = None,
+                  filename_provider: Any = None,
+                  arrow_csv_args_fn: Callable[[], dict[str, Any]] | None = None,
+                  min_rows_per_file: int | None = None, max_rows_per_file: int | None = None,
+                  partition_cols: list[str] | None = None,
+                  ray_remote_args: dict[str, Any] | None = None,
+                  concurrency: int | None = None, num_rows_per_file: int | None = None,
+                  mode: Any = "append", **arrow_csv_args: Any) -> None:
+        """Write CSV files under ``path``; ``**arrow_csv_args`` go to pyarrow's writer."""
+        from engine.io.csv_datasink import CSVDatasink
+
+        self.write_datasink(CSVDatasink(
+            path, arrow_csv_args_fn=arrow_csv_args_fn, arrow_csv_args=arrow_csv_args,
+            max_rows_per_file=max_rows_per_file, partition_cols=partition_cols,
+            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
+                                     filename_provider, min_rows_per_file,
+                                     num_rows_per_file, mode)))
+
+    def write_json(self, path: str, *, filesystem: Any = None, try_create_dir: bool = True,
+                   arrow_open_stream_args: dict[str, Any] | None = None,
+                   filename_provider: Any = None,
+                   pandas_json_args_fn: Callable[[], dict[str, Any]] | None = None,
+                   min_rows_per_file: int | None = None, max_rows_per_file: int | None = None,
+                   partition_cols: list[str] | None = None,
+                   ray_remote_args: dict[str, Any] | None = None,
+                   concurrency: int | None = None, num_rows_per_file: int | None = None,
+                   mode: Any = "append", **pandas_json_args: Any) -> None:
+        """Write JSON Lines files under ``path``."""
+        from engine.io.json_datasink import JSONDatasink
+
+        self.write_datasink(JSONDatasink(
+            path, pandas_json_args_fn=pandas_json_args_fn, pandas_json_args=pandas_json_args,
+            max_rows_per_file=max_rows_per_file, partition_cols=partition_cols,
+            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
+                                     filename_provider, min_rows_per_file,
+                                     num_rows_per_file, mode)))
+
+    def write_numpy(self, path: str, *, column: str, filesystem: Any = None,
+                    try_create_dir: bool = True,
+                    arrow_open_stream_args: dict[str, Any] | None = None,
+                    filename_provider: Any = None, min_rows_per_file: int | None = None,
+                    max_rows_per_file: int | None = None,
+                    ray_remote_args: dict[str, Any] | None = None,
+                    concurrency: int | None = None, num_rows_per_file: int | None = None,
+                    mode: Any = "append") -> None:
+        """Write ``column`` as ``.npy`` files under ``path``."""
+        from engine.io.numpy_datasink import NumpyDatasink
+
+        self.write_datasink(NumpyDatasink(
+            path, column, max_rows_per_file=max_rows_per_file,
+            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
+                                     filename_provider, min_rows_per_file,
+                                     num_rows_per_file, mode)))
+
     # -- aggregates ----------------------------------------------------------------------
     def aggregate(self, *aggs: Any) -> dict[str, Any] | None:
         """Compute aggregations (``AggregateFn``s) over the whole dataset.

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 
 from engine.errors import DatasetReadError
 from engine.io.file_datasource import FileBasedDatasource
+from engine.io.partitioning import Partitioning
 
 _BLOCK_SIZE = 16 * 1024 * 1024
 _SCAN_LIMIT = 64 * 1024 * 1024
@@ -36,8 +37,8 @@ class CSVDatasource(FileBasedDatasource):
     Args:
         paths: Files, directories, globs or URLs.
         arrow_csv_args: ``read_options``, ``parse_options``, ``convert_options``.
-        **file_kwargs: See :class:`FileBasedDatasource` (``partitioning`` defaults to
-            hive in ``read_csv``).
+        **file_kwargs: See :class:`FileBasedDatasource`; ``partitioning`` defaults to
+            ``Partitioning("hive")``, as in Ray's ``read_csv``.
     """
 
     def __init__(self, paths: str | list[str], *, arrow_csv_args: dict[str, Any] | None = None,
@@ -47,6 +48,7 @@ class CSVDatasource(FileBasedDatasource):
         if unknown:
             raise TypeError(f"unsupported CSV arguments {sorted(unknown)}; expected "
                             f"{sorted(_ALLOWED_ARGS)}")
+        file_kwargs.setdefault("partitioning", Partitioning("hive"))
         super().__init__(paths, **file_kwargs)
         self._read_options = args.get("read_options") or pacsv.ReadOptions(
             use_threads=False, block_size=_BLOCK_SIZE)

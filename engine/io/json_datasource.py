@@ -25,6 +25,7 @@ import pyarrow.json as pajson
 
 from engine.errors import DatasetReadError
 from engine.io.file_datasource import FileBasedDatasource
+from engine.io.partitioning import Partitioning
 
 JSON_FILE_EXTENSIONS = ["json", "jsonl", "json.gz", "jsonl.gz", "json.br", "jsonl.br",
                         "json.zst", "jsonl.zst", "json.lz4", "jsonl.lz4"]
@@ -41,7 +42,7 @@ class JSONDatasource(FileBasedDatasource):
         lines: Accepted for Ray compatibility (the layout is detected per file).
         arrow_json_args: ``read_options`` and ``parse_options`` for ``pyarrow.json``.
         **file_kwargs: See :class:`FileBasedDatasource`; ``file_extensions`` defaults to
-            the JSON extensions Ray uses.
+            the JSON extensions Ray uses and ``partitioning`` to ``Partitioning("hive")``.
     """
 
     def __init__(self, paths: str | list[str], *, lines: bool = False,
@@ -52,6 +53,7 @@ class JSONDatasource(FileBasedDatasource):
             raise TypeError(f"unsupported JSON arguments {sorted(unknown)}; expected "
                             f"{sorted(_ALLOWED_ARGS)}")
         file_kwargs.setdefault("file_extensions", JSON_FILE_EXTENSIONS)
+        file_kwargs.setdefault("partitioning", Partitioning("hive"))
         super().__init__(paths, **file_kwargs)
         self._lines = lines
         self._read_options = args.get("read_options") or pajson.ReadOptions(use_threads=False)

@@ -39,6 +39,8 @@ class ParquetDatasink(FileDatasink):
         arrow_parquet_args: Writer arguments (see the module docstring).
         min_rows_per_file: Blocks are bundled so each task writes at least this many rows.
         max_rows_per_file: A task starts a new file after this many rows.
+        min_bytes_per_file: Blocks are bundled so each task writes at least this many bytes
+            (``min_bytes_per_write``; not with the row limits, as in Ray).
         filesystem, try_create_dir, open_stream_args, filename_provider, dataset_uuid,
         mode: See :class:`~engine.io.file_datasink.FileDatasink`.
     """
@@ -49,6 +51,7 @@ class ParquetDatasink(FileDatasink):
                  arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
                  arrow_parquet_args: dict[str, Any] | None = None,
                  min_rows_per_file: int | None = None, max_rows_per_file: int | None = None,
+                 min_bytes_per_file: int | None = None,
                  filesystem: Any = None, try_create_dir: bool = True,
                  open_stream_args: dict[str, Any] | None = None, filename_provider: Any = None,
                  dataset_uuid: str | None = None,
@@ -57,6 +60,13 @@ class ParquetDatasink(FileDatasink):
         stream_args = dict(open_stream_args or {})
         if "compression" in stream_args:
             args["compression"] = stream_args.pop("compression")
+        if min_bytes_per_file is not None:
+            if not isinstance(min_bytes_per_file, int) or min_bytes_per_file <= 0:
+                raise ValueError(f"min_bytes_per_file must be a positive integer, got "
+                                 f"{min_bytes_per_file!r}")
+            if min_rows_per_file is not None or max_rows_per_file is not None:
+                raise ValueError("min_bytes_per_file cannot be combined with "
+                                 "min_rows_per_file or max_rows_per_file")
         flavor = args.pop("partitioning_flavor", "hive")
         if flavor != "hive":
             raise ValueError(f"partitioning_flavor must be 'hive', got {flavor!r}")
@@ -67,6 +77,12 @@ class ParquetDatasink(FileDatasink):
                          max_rows_per_file=max_rows_per_file, partition_cols=partition_cols)
         self.arrow_parquet_args = args
         self.arrow_parquet_args_fn = arrow_parquet_args_fn
+        self.min_bytes_per_file = min_bytes_per_file
+
+    @property
+    def min_bytes_per_write(self) -> int | None:
+        """Blocks are bundled so each write task receives at least this many bytes."""
+        return self.min_bytes_per_file
 
     def _check_filename(self, filename: str, write_uuid: str) -> None:
         if self.mode == SaveMode.APPEND and write_uuid not in filename:

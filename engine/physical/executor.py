@@ -38,6 +38,8 @@ class ExecutorState:
         self.preserve_order = executor.ctx.execution_options.preserve_order
         self.task_credits = executor.ctx.task_output_credits
         self.errors_skipped = 0
+        # With max_errored_blocks set, a task's outputs wait for its success.
+        self.errors_may_be_skipped = executor.ctx.max_errored_blocks != 0
 
     def notify(self) -> None:
         self._ex.wake.set()

@@ -200,18 +200,16 @@ def plan(logical: LogicalPlan, cluster: LocalCluster,
          ctx: DataContext) -> list[PhysicalOperator]:
     """Return physical operators in topological order; the last one is the output."""
     pc = PlanContext(cluster, ctx)
-    memo: dict[int, PhysicalOperator] = {}
 
+    # No memo on shared logical operators: `ds.zip(ds.select_columns(...))` reaches the same
+    # operator twice, and a physical operator feeds exactly one downstream, so each use gets
+    # its own copy (a shared InputData is just read twice).
     def visit(op: lo.LogicalOperator) -> PhysicalOperator:
-        if id(op) in memo:
-            return memo[id(op)]
         inputs = [visit(i) for i in op.inputs]
         fn = _REGISTRY.get(type(op))
         if fn is None:
             raise TypeError(f"the planner has no rule for logical operator {type(op).__name__}")
-        physical = fn(op, inputs, pc)
-        memo[id(op)] = physical
-        return physical
+        return fn(op, inputs, pc)
 
     visit(logical.dag)
     return pc.ops

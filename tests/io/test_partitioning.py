@@ -67,12 +67,13 @@ def test_bad_partitioning_arguments():
 def test_csv_reads_hive_partitions_by_default_as_strings(tmp_path, read_all):
     _write(str(tmp_path / "k=a" / "x.csv"), "v\n1\n2\n")
     _write(str(tmp_path / "k=b" / "y.csv"), "v\n3\n")
-    table = read_all(CSVDatasource(str(tmp_path), partitioning=Partitioning("hive"),
-                                   include_paths=True))
+    table = read_all(CSVDatasource(str(tmp_path), include_paths=True))
     assert table.column_names == ["v", "k", "path"]
     assert table.schema.field("k").type == pa.string()
     assert table.column("k").to_pylist() == ["a", "a", "b"]
     assert table.column("path").to_pylist()[2] == str(tmp_path / "k=b" / "y.csv")
+    plain = read_all(CSVDatasource(str(tmp_path), partitioning=None))
+    assert plain.column_names == ["v"]
 
 
 def test_field_types_and_missing_keys(tmp_path, read_all):

@@ -304,6 +304,9 @@ def test_parquet_writer_arguments(tmp_path, listing):
     write_blocks(zstd, [[_table(0, 2)]])
     md = pq.read_metadata(tmp_path / "z" / listing(tmp_path / "z")[0])
     assert md.row_group(0).column(0).compression == "ZSTD"
+    assert ParquetDatasink(str(tmp_path), min_bytes_per_file=10).min_bytes_per_write == 10
+    with pytest.raises(ValueError, match="min_bytes_per_file"):
+        ParquetDatasink(str(tmp_path), min_bytes_per_file=10, max_rows_per_file=3)
     with pytest.raises(ValueError, match="partitioning_flavor"):
         ParquetDatasink(str(tmp_path), arrow_parquet_args={"partitioning_flavor": "filename"})
 

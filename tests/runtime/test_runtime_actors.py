@@ -163,3 +163,20 @@ def test_actor_asking_for_missing_gpus_fails_at_once(cluster, tmp_path):
     assert cluster.worker_pids() == workers  # nothing was started
     assert not (tmp_path / "log").exists()
     assert cluster.available_resources()["GPU"] == cluster.num_gpus
+
+
+def cuda_visible_devices(actor):
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_gpu_actors_get_their_own_device_and_give_it_back(make_cluster, rt, tmp_path):
+    cluster = make_cluster(num_gpus=1)  # counted, not touched: no GPU is needed
+    first = cluster.create_actor(Recorder, (str(tmp_path / "log"),), num_gpus=1)
+    assert value_of(first.submit(cuda_visible_devices)) == "0"
+    assert cluster.available_resources()["GPU"] == 0
+    with pytest.raises(ResourceUnavailableError):
+        cluster.create_actor(Recorder, (str(tmp_path / "log"),), num_gpus=1)
+    first.kill()
+    rt.wait_until(lambda: cluster.available_resources()["GPU"] == 1, what="the GPU back")
+    second = cluster.create_actor(Recorder, (str(tmp_path / "log"),), num_gpus=1)
+    assert value_of(second.submit(cuda_visible_devices)) == "0"

@@ -184,6 +184,17 @@ def test_streamed_outputs_arrive_in_order_inline_or_stored(cluster, rt):
     assert cluster.store.used_bytes == sum(r.size_bytes for r in stored_refs)
 
 
+def test_many_tasks_complete_on_the_same_workers(cluster, rt):
+    notified = []
+    handles = [cluster.submit(add, (i, i), notify=lambda: notified.append(1))
+               for i in range(100)]
+    assert [next(h.iter_outputs(timeout=60)).value for h in handles] == [2 * i for i in
+                                                                         range(100)]
+    assert all(h.wait(60) and h.error is None for h in handles)
+    rt.wait_until(lambda: len(notified) == 200, what="a notification per output and per end")
+    assert cluster.workers_started == cluster.num_cpus and cluster.tasks_retried == 0
+
+
 def test_chunked_tables_arrive_as_single_chunk_blocks(cluster):
     sizes = [4, 2 * BIG_ROWS]
     refs = list(cluster.submit(stream_chunked, (sizes,)).iter_outputs(timeout=60))

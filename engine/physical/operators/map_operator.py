@@ -7,7 +7,7 @@ waiting for credits), and keep output order when ``preserve_order`` is set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import user_code_error
@@ -34,6 +34,7 @@ class _Running:
     handle: TaskHandle
     task_idx: int
     actor: _PoolActor | None = None
+    held: list[Any] = field(default_factory=list)  # outputs kept until the task succeeds
 
 
 @dataclass
@@ -106,7 +107,10 @@ class MapOperator(PhysicalOperator):
                 break
             if running.handle.has_output and state.output_has_room(self):
                 for item in running.handle.take():
-                    self.emit(item)
+                    if state.errors_may_be_skipped:
+                        running.held.append(item)  # a failed task must leave no rows
+                    else:
+                        self.emit(item)
                 changed = True
             if running.handle.finished:
                 self._running.remove(running)
@@ -123,7 +127,10 @@ class MapOperator(PhysicalOperator):
             running.actor.inflight -= 1
         error = running.handle.error
         if error is None:
+            for item in running.held:
+                self.emit(item)
             return
+        running.held.clear()
         if state.may_skip_failed_block():
             self.stats.tasks_failed_skipped += 1
             return
