@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from engine import session
-from engine.block import concat_tables, table_to_pandas, table_to_rows, validate_batch_format
+from engine.block import concat_tables, table_to_pandas, validate_batch_format
 from engine.compute import resolve_compute
 from engine.context import DataContext
+from engine.iteration import BatchIterable
 from engine.logical import operators as lo
 from engine.logical.optimizer import optimize
 from engine.logical.plan import LogicalPlan
@@ -41,7 +42,7 @@ def _check_callable(fn: Any, what: str) -> None:
         raise TypeError(f"{what} needs a function or callable class; got {type(fn).__name__}")
 
 
-class Dataset:
+class Dataset(BatchIterable):
     """A lazy dataset. Build it with ``engine.range``, ``engine.read_*`` or ``from_*``."""
 
     def __init__(self, plan: LogicalPlan) -> None:
@@ -272,31 +273,8 @@ class Dataset:
         return ds
 
     # =============================================================== consumption
-    def iter_batches(self, *, prefetch_batches: int = 1, batch_size: int | None = 256,
-                     batch_format: str | None = "default", drop_last: bool = False,
-                     local_shuffle_buffer_size: int | None = None,
-                     local_shuffle_seed: int | None = None,
-                     _collate_fn: Callable[[Any], Any] | None = None) -> Iterator[Any]:
-        """Stream batches of ``batch_size`` rows in ``batch_format``.
-
-        The execution runs while you iterate; a slow consumer pauses it (memory stays
-        flat). Breaking out of the loop stops it.
-        """
-        from engine.batching import iter_batches
-
-        return iter_batches(self._block_refs_for_iteration(), batch_size=batch_size,
-                            batch_format=batch_format, prefetch_batches=prefetch_batches,
-                            drop_last=drop_last,
-                            local_shuffle_buffer_size=local_shuffle_buffer_size,
-                            local_shuffle_seed=local_shuffle_seed, collate_fn=_collate_fn)
-
-    def _block_refs_for_iteration(self) -> Iterator[Any]:
+    def _block_refs(self) -> Iterator[Any]:
         return (r for r in self.iter_internal_refs() if hasattr(r, "num_rows"))
-
-    def iter_rows(self) -> Iterator[dict[str, Any]]:
-        """Stream rows as dicts."""
-        for ref in self._block_refs_for_iteration():
-            yield from table_to_rows(ref.get())
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows, as dicts."""
@@ -342,7 +320,7 @@ class Dataset:
             return Schema(known)
         if not fetch_if_missing:
             return None
-        for ref in self.limit(1)._block_refs_for_iteration():
+        for ref in self.limit(1)._block_refs():
             if ref.schema is not None and len(ref.schema):
                 return Schema(ref.schema)
         return None
@@ -387,21 +365,6 @@ class Dataset:
                 for ref in op.refs:
                     files.extend(getattr(ref, "input_files", ()))
         return list(dict.fromkeys(files))
-
-    def iter_torch_batches(self, *, prefetch_batches: int = 1,
-                           batch_size: int | None = 256, dtypes: Any = None,
-                           device: str = "auto", collate_fn: Callable[[Any], Any] | None = None,
-                           drop_last: bool = False,
-                           local_shuffle_buffer_size: int | None = None,
-                           local_shuffle_seed: int | None = None) -> Iterator[Any]:
-        """Like ``iter_batches``, with batches as dicts of ``torch.Tensor`` on ``device``."""
-        from engine.torch_batches import to_torch_collate
-
-        return self.iter_batches(prefetch_batches=prefetch_batches, batch_size=batch_size,
-                                 batch_format="numpy", drop_last=drop_last,
-                                 local_shuffle_buffer_size=local_shuffle_buffer_size,
-                                 local_shuffle_seed=local_shuffle_seed,
-                                 _collate_fn=to_torch_collate(dtypes, device, collate_fn))
 
     def to_numpy_refs(self, *, column: str | None = None) -> list[Any]:
         """References whose ``get()`` returns each block as numpy (a dict, or the array of

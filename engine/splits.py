@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from engine.block import table_to_rows
+from engine.iteration import BatchIterable
 
 if TYPE_CHECKING:
     from engine.dataset import Dataset, MaterializedDataset
@@ -139,15 +139,16 @@ class _SplitCoordinator:
             self._source = (r for r in self._ds.iter_internal_refs() if hasattr(r, "num_rows"))
             self.executor = self._ds._last_executor
 
-    def _pull(self) -> bool:
-        """Assign the next block to the consumer with the fewest rows; False at the end."""
+    def _pull(self, target: int | None = None) -> bool:
+        """Queue the next block for ``target`` (default: the consumer with the fewest rows
+        so far); False once the execution is exhausted."""
         assert self._source is not None, "pull before start"
         try:
             ref = next(self._source)
         except StopIteration:
             self._exhausted = True
             return False
-        k = self._assigned.index(min(self._assigned))
+        k = self._assigned.index(min(self._assigned)) if target is None else target
         self._queues[k].append(ref)
         self._assigned[k] += ref.num_rows
         return True
@@ -159,20 +160,10 @@ class _SplitCoordinator:
                 if self._queues[index]:
                     return self._queues[index].popleft()
                 while not self._exhausted:
-                    if self._pull_for(index):
+                    if self._pull(index):
                         return self._queues[index].popleft()
                 return None
             return self._next_equal(index)
-
-    def _pull_for(self, index: int) -> bool:
-        assert self._source is not None, "pull before start"
-        try:
-            ref = next(self._source)
-        except StopIteration:
-            self._exhausted = True
-            return False
-        self._queues[index].append(ref)
-        return True
 
     def _next_equal(self, index: int) -> Any | None:
         while True:
@@ -215,7 +206,7 @@ class _SplitCoordinator:
         self._final = final
 
 
-class DataIterator:
+class DataIterator(BatchIterable):
     """One consumer's view of a dataset (``streaming_split`` hands out n of these).
 
     Offers ``iter_batches``, ``iter_rows`` and ``iter_torch_batches`` like a Dataset.
@@ -225,39 +216,12 @@ class DataIterator:
         self._coordinator = coordinator
         self._index = index
 
-    def _refs(self) -> Iterator[Any]:
+    def _block_refs(self) -> Iterator[Any]:
         while True:
             ref = self._coordinator.next_block(self._index)
             if ref is None:
                 return
             yield ref
-
-    def iter_batches(self, *, prefetch_batches: int = 1, batch_size: int | None = 256,
-                     batch_format: str | None = "default", drop_last: bool = False,
-                     local_shuffle_buffer_size: int | None = None,
-                     local_shuffle_seed: int | None = None,
-                     _collate_fn: Callable[[Any], Any] | None = None) -> Iterator[Any]:
-        """Batches of this consumer's share of the rows."""
-        from engine.batching import iter_batches
-
-        return iter_batches(self._refs(), batch_size=batch_size, batch_format=batch_format,
-                            prefetch_batches=prefetch_batches, drop_last=drop_last,
-                            local_shuffle_buffer_size=local_shuffle_buffer_size,
-                            local_shuffle_seed=local_shuffle_seed, collate_fn=_collate_fn)
-
-    def iter_rows(self) -> Iterator[dict[str, Any]]:
-        for ref in self._refs():
-            yield from table_to_rows(ref.get())
-
-    def iter_torch_batches(self, *, batch_size: int | None = 256, dtypes: Any = None,
-                           device: str = "auto", collate_fn: Any = None,
-                           drop_last: bool = False, **kwargs: Any) -> Iterator[Any]:
-        """Batches as dicts of ``torch.Tensor`` (requires torch)."""
-        from engine.torch_batches import to_torch_collate
-
-        return self.iter_batches(batch_size=batch_size, drop_last=drop_last,
-                                 _collate_fn=to_torch_collate(dtypes, device, collate_fn),
-                                 **kwargs)
 
     def stats(self) -> str:
         from engine.physical.stats import format_stats
