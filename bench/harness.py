@@ -12,20 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from bench import engines, workloads
 from bench.child import MARKER
-from bench.memory import PeakMemorySampler, session_pids, shm_used_bytes
+from bench.memory import PeakMemorySampler, session_members, shm_used_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STRAGGLER_GRACE_S = 5.0
@@ -61,7 +62,6 @@ class _Execution:
     peak_shm_bytes: int | None
     memory_samples: int
     stragglers: int
-    markers: list[str] = field(default_factory=list)
 
 
 def child_env() -> dict[str, str]:
@@ -107,7 +107,9 @@ def kill_session(sid: int, known: dict[int, float], grace_s: float = STRAGGLER_G
 
 def _alive(sid: int, known: dict[int, float]) -> list[psutil.Process]:
     alive = []
-    for pid in set(known) | session_pids(sid):
+    # Pids in the session, or seen in the tree while the child ran (start time checked):
+    # never the descendants of a pid that may since have been reused.
+    for pid in set(known) | session_members(sid):
         try:
             proc = psutil.Process(pid)
             if pid in known and proc.create_time() != known[pid]:
@@ -129,23 +131,31 @@ class Limits:
 
 
 def _wait(proc: subprocess.Popen[str], sampler: PeakMemorySampler, deadline: float) -> str:
-    """Wait for ``proc``; kill it past ``deadline`` or its memory limit. Return why it ended."""
+    """Wait for ``proc``; kill it past ``deadline`` or its memory limit. Return why it ended.
+
+    Returns the moment ``proc`` exits (a pidfd becomes readable), not at a polling tick:
+    the whole-process workload is timed by this.
+    """
     reason = ""
-    while proc.poll() is None:
-        if sampler.over_limit.wait(0.1):
-            reason = "OVER MEMORY"
-        elif time.perf_counter() > deadline:
-            reason = "TIMEOUT"
-        if reason:
-            kill_session(proc.pid, sampler.known_processes(), grace_s=0)
-            proc.wait()
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        while not select.select([pidfd], [], [], 0.05)[0]:
+            if sampler.over_limit.is_set():
+                reason = "OVER MEMORY"
+            elif time.perf_counter() > deadline:
+                reason = "TIMEOUT"
+            if reason:
+                kill_session(proc.pid, sampler.known_processes(), grace_s=0)
+                break
+    finally:
+        os.close(pidfd)
+    proc.wait()
     return reason
 
 
 def _execute(cmd: list[str], limits: Limits, whole_process: bool) -> _Execution:
     shm_baseline = shm_used_bytes()
     stdout: list[str] = []
-    markers: list[str] = []
     state: dict[str, object] = {}
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
@@ -164,7 +174,7 @@ def _execute(cmd: list[str], limits: Limits, whole_process: bool) -> _Execution:
             sampler.open_window()
         sampler.start()
         reader = threading.Thread(
-            target=_read_stdout, args=(proc, sampler, stdout, markers, state), daemon=True
+            target=_read_stdout, args=(proc, sampler, stdout, state), daemon=True
         )
         reader.start()
         stopped = _wait(proc, sampler, started + limits.timeout_s)
@@ -189,7 +199,6 @@ def _execute(cmd: list[str], limits: Limits, whole_process: bool) -> _Execution:
         peak_shm_bytes=peak.shm_bytes if peak else None,
         memory_samples=sampler.samples,
         stragglers=stragglers,
-        markers=markers,
     )
 
 
@@ -197,7 +206,6 @@ def _read_stdout(
     proc: subprocess.Popen[str],
     sampler: PeakMemorySampler,
     stdout: list[str],
-    markers: list[str],
     state: dict[str, object],
 ) -> None:
     assert proc.stdout is not None, "stdout must be a pipe"
@@ -206,7 +214,6 @@ def _read_stdout(
             stdout.append(line)
             continue
         kind, _, payload = line[len(MARKER) :].strip().partition(" ")
-        markers.append(kind)
         if kind == "READY":
             sampler.open_window()
         elif kind == "DONE":

@@ -62,6 +62,11 @@ def _process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+def session_members(sid: int) -> set[int]:
+    """Return the pids of the processes in session ``sid``."""
+    return {pid for pid, (_, session) in _process_table().items() if session == sid}
+
+
 def session_pids(root_pid: int) -> set[int]:
     """Return ``root_pid``, its descendants and the processes of the session it leads."""
     table = _process_table()

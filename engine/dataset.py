@@ -231,11 +231,14 @@ class Dataset(BatchIterable):
         return self._with(lo.NAry((self._dag, *[o._dag for o in other]), "union"))
 
     def zip(self, *other: Dataset) -> Dataset:
-        """Columns of this dataset side by side with those of ``other`` (same row
-        counts); duplicate names get a ``_1`` suffix."""
-        if len(other) != 1 or not isinstance(other[0], Dataset):
-            raise TypeError("zip takes exactly one other dataset")
-        return self._with(lo.NAry((self._dag, other[0]._dag), "zip"))
+        """Columns of this dataset side by side with those of the ``other`` datasets (same
+        row counts); a repeated name gets a suffix: ``a``, ``a_1``, ``a_2``..."""
+        if not other:
+            raise TypeError("zip needs at least one other dataset")
+        for o in other:
+            if not isinstance(o, Dataset):
+                raise TypeError(f"zip takes datasets; got {type(o).__name__}")
+        return self._with(lo.NAry((self._dag, *[o._dag for o in other]), "zip"))
 
     # =============================================================== execution
     def _optimized(self) -> LogicalPlan:
@@ -584,12 +587,13 @@ class Dataset(BatchIterable):
         result = self.aggregate(*aggs)
         if result is None:
             return None
-        if isinstance(on, str):
+        if len(result) == 1:  # Ray Data: one column (even as a list) gives a scalar
             return next(iter(result.values()))
         return result
 
     def sum(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
-        """Sum of a column (a scalar), or of columns (a dict); ``None`` when empty."""
+        """Sum of a column (a scalar), or of several columns (a dict ``{"sum(a)": ...}``);
+        ``None`` for a column without values."""
         from engine.aggregate import Sum
 
         return self._simple_agg(Sum, on, ignore_nulls=ignore_nulls)

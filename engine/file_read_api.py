@@ -42,8 +42,8 @@ def read_parquet(paths: str | list[str], *, filesystem: Any = None,
                  memory: float | None = None, ray_remote_args: dict[str, Any] | None = None,
                  meta_provider: Any = None, partition_filter: Any = None,
                  partitioning: Any = _UNSET, shuffle: Any = None, include_paths: bool = False,
-                 file_extensions: Any = _UNSET, concurrency: int | None = None,
-                 override_num_blocks: int | None = None,
+                 file_extensions: Any = _UNSET, ignore_missing_paths: bool = False,
+                 concurrency: int | None = None, override_num_blocks: int | None = None,
                  tensor_column_schema: dict[str, Any] | None = None,
                  **arrow_parquet_args: Any) -> Dataset:
     """Read Parquet files (a path, directory, glob, list or fsspec URL).
@@ -57,8 +57,8 @@ def read_parquet(paths: str | list[str], *, filesystem: Any = None,
     source = ParquetDatasource(
         paths, columns=columns, tensor_column_schema=tensor_column_schema,
         arrow_parquet_args=arrow_parquet_args,
-        **_file_kwargs(filesystem, partition_filter, partitioning, include_paths, False,
-                       shuffle, file_extensions))
+        **_file_kwargs(filesystem, partition_filter, partitioning, include_paths,
+                       ignore_missing_paths, shuffle, file_extensions))
     return _read(source, parallelism, override_num_blocks)
 
 

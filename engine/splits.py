@@ -46,6 +46,10 @@ def split_at_indices(ds: Dataset, indices: list[int]) -> list[MaterializedDatase
     from engine import session
     from engine.dataset import MaterializedDataset
 
+    if not indices:
+        raise ValueError("split_at_indices: indices must hold at least one index")
+    if any(not isinstance(i, int) or isinstance(i, bool) for i in indices):
+        raise TypeError(f"split_at_indices: indices must be ints; got {indices}")
     if any(i < 0 for i in indices):
         raise ValueError(f"split_at_indices: indices must be non-negative; got {indices}")
     if list(indices) != sorted(indices):
@@ -83,34 +87,46 @@ def split_proportionately(ds: Dataset, proportions: list[float]) -> list[Materia
     if not proportions or any(p <= 0 for p in proportions) or sum(proportions) >= 1:
         raise ValueError("split_proportionately: proportions must be positive and sum to "
                          f"less than 1; got {proportions}")
-    total = ds.materialize().count()
+    mat = ds.materialize()
+    total = mat.count()
     bounds, acc = [], 0.0
     for p in proportions:
         acc += p
         bounds.append(int(total * acc))
-    return split_at_indices(ds, bounds)
+    # Like Ray Data: move earlier cuts down so that no split before the last is empty, and
+    # refuse when that is impossible.
+    shift = 0
+    for i in range(len(bounds) - 2, -1, -1):
+        bounds[i] -= shift
+        if bounds[i] == bounds[i + 1]:
+            shift += 1
+            bounds[i] -= 1
+    if any(b <= 0 for b in bounds):
+        raise ValueError(f"split_proportionately: {proportions} of {total} rows would leave "
+                         "a split empty")
+    return split_at_indices(mat, bounds)
 
 
 def train_test_split(ds: Dataset, test_size: float | int, shuffle: bool,
                      seed: int | None) -> tuple[MaterializedDataset, MaterializedDataset]:
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
+        raise TypeError(f"train_test_split: test_size must be a float or int; got "
+                        f"{type(test_size).__name__}")
+    if isinstance(test_size, float) and not 0 < test_size < 1:
+        raise ValueError(f"train_test_split: a float test_size must be in (0, 1); got "
+                         f"{test_size}")
     if shuffle:
         ds = ds.random_shuffle(seed=seed)
     mat = ds.materialize()
-    total = mat.count()
     if isinstance(test_size, float):
-        if not 0 < test_size < 1:
-            raise ValueError(f"train_test_split: a float test_size must be in (0, 1); got "
-                             f"{test_size}")
-        n_test = int(total * test_size)
-    elif isinstance(test_size, int):
-        if not 0 < test_size < total:
-            raise ValueError(f"train_test_split: an int test_size must be in (0, {total}); "
-                             f"got {test_size}")
-        n_test = test_size
-    else:
-        raise TypeError(f"train_test_split: test_size must be a float or int; got "
-                        f"{type(test_size).__name__}")
-    train, test = split_at_indices(mat, [total - n_test])
+        # Ray Data's rounding: the train split gets int(total * (1 - test_size)) rows.
+        train, test = split_proportionately(mat, [1 - test_size])
+        return train, test
+    total = mat.count()
+    if not 0 < test_size < total:
+        raise ValueError(f"train_test_split: an int test_size must be in (0, {total}); "
+                         f"got {test_size}")
+    train, test = split_at_indices(mat, [total - test_size])
     return train, test
 
 

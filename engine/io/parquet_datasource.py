@@ -318,7 +318,7 @@ class ParquetDatasource(FileBasedDatasource):
         sizes = [u.size for u in units]
         groups = group_contiguous(sizes, plan_task_count(parallelism, sum(sizes), len(units)))
         tasks = []
-        for group in groups:
+        for group in _isolate_unreadable(groups, units):
             chosen = [units[i] for i in group]
             pieces = _merge_units(chosen)
             rows = [u.rows for u in chosen]
@@ -357,6 +357,26 @@ def _check_predicate_types(predicate: pc.Expression, schema: pa.Schema) -> None:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise TypeError(f"filter {predicate} does not apply to the columns {schema}: "
                         f"{exc}") from exc
+
+
+def _isolate_unreadable(groups: list[list[int]], units: list[_Unit]) -> list[list[int]]:
+    """Give each file whose footer could not be read a task of its own: that task fails
+    naming the file, and ``max_errored_blocks`` then skips that file only, not the readable
+    files that would have shared its task."""
+    out: list[list[int]] = []
+    for group in groups:
+        run: list[int] = []
+        for i in group:
+            if units[i].footer is not None:
+                run.append(i)
+                continue
+            if run:
+                out.append(run)
+                run = []
+            out.append([i])
+        if run:
+            out.append(run)
+    return out
 
 
 def _merge_units(units: list[_Unit]) -> list[ParquetPiece]:

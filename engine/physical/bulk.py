@@ -78,23 +78,28 @@ def random_shuffle(inputs: list[list[Any]], state: ExecutorState, seed: int | No
 
 
 def zip_blocks(inputs: list[list[Any]], state: ExecutorState) -> list[Any]:
-    left, right = _blocks(inputs[0]), _blocks(inputs[1])
-    n_left, n_right = sum(r.num_rows for r in left), sum(r.num_rows for r in right)
-    if n_left != n_right:
-        raise ValueError(f"zip needs datasets of equal row counts; got {n_left} and {n_right}")
+    """The columns of every input side by side, cut along the first input's blocks; a name
+    already taken gets the first free suffix ``_1``, ``_2``... (as Ray Data)."""
+    sides = [_blocks(items) for items in inputs]
+    counts = [sum(r.num_rows for r in refs) for refs in sides]
+    if len(set(counts)) > 1:
+        raise ValueError(f"zip needs datasets of equal row counts; got {counts}")
+    left, others = sides[0], sides[1:]
     out = []
     offset = 0
     for ref in left:
         table = ref.get()
-        other = slice_rows(right, offset, offset + table.num_rows)
-        offset += table.num_rows
-        for name, column in zip(other.column_names, other.columns, strict=False):
-            new_name = name
-            suffix = 1
-            while new_name in table.column_names:
-                new_name = f"{name}_{suffix}"
-                suffix += 1
-            table = table.append_column(new_name, column)
+        stop = offset + table.num_rows
+        for right in others:
+            other = slice_rows(right, offset, stop)
+            for name, column in zip(other.column_names, other.columns, strict=True):
+                new_name = name
+                suffix = 1
+                while new_name in table.column_names:
+                    new_name = f"{name}_{suffix}"
+                    suffix += 1
+                table = table.append_column(new_name, column)
+        offset = stop
         out.append(state.cluster.put(table))
     return out
 

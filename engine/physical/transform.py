@@ -126,6 +126,9 @@ class BatchStep(_UdfMixin, Step):
 
     def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
         fn = self.callable()
+        bind_task = getattr(fn, "bind_task", None)  # engine-internal UDFs seeded per task
+        if bind_task is not None:
+            fn = bind_task(ctx.task_idx)
         what = f"map_batches UDF {self.udf_name!r}"
         for table in rebatch(blocks, self.batch_size):
             batch = table_to_batch(table, self.batch_format)
@@ -341,7 +344,12 @@ class ProjectStep(Step):
             table = _set_column(table, name, column)
         if self.rename:
             _require(table, self.rename.keys(), "rename_columns")
-            table = table.rename_columns([self.rename.get(c, c) for c in table.column_names])
+            names = [self.rename.get(c, c) for c in table.column_names]
+            clashes = sorted({n for n in names if names.count(n) > 1})
+            if clashes:
+                raise ValueError(f"rename_columns: the new name(s) {clashes} are already "
+                                 f"taken; the dataset has columns {table.column_names}")
+            table = table.rename_columns(names)
         if self.drop:
             _require(table, self.drop, "drop_columns")
             table = table.drop_columns(list(self.drop))

@@ -462,7 +462,9 @@ class LocalCluster:
         worker.fns.add(task.digest)
         task.worker = wid
         worker.tasks.append(task.key)
-        header = p.encode_header(p.TASK, task.key, task.attempt, task.digest, task.credits)
+        # A retry starts owing what its earlier attempt delivered and nobody has taken yet.
+        credits = max(0, task.credits - task.untaken)
+        header = p.encode_header(p.TASK, task.key, task.attempt, task.digest, credits)
         self._send(wid, header, fn_frame, task.args_bytes)
 
     def _on_message(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:

@@ -341,6 +341,21 @@ def test_credits_bound_unconsumed_outputs(cluster, rt, tmp_path):
     assert next(cluster.submit(add, (1, 1)).iter_outputs(timeout=60)).value == 2
 
 
+def test_task_queued_behind_credit_blocked_workers_still_runs(cluster, rt, tmp_path):
+    producers = [cluster.submit(produce, (50, BIG_ROWS, str(tmp_path / f"log{k}")),
+                                credits=2) for k in range(cluster.num_cpus)]
+    for handle in producers:  # every worker now waits for a consumer that never comes
+        rt.wait_until(lambda h=handle: buffered(h) >= 2, what="producers to block")
+    queued = cluster.submit(add, (1, 2))
+    assert next(queued.iter_outputs(timeout=60)).value == 3  # an extra worker ran it
+    for handle in producers:
+        handle.cancel()
+        assert handle.wait(60)
+    rt.wait_until(lambda: len(rt.live_workers(cluster)) == cluster.num_cpus,
+                  what="the extra worker to retire")
+    rt.wait_until(lambda: cluster.store.used_bytes == 0, what="cancelled outputs freed")
+
+
 def test_cancel_before_start(cluster, rt, tmp_path):
     release = str(tmp_path / "release")
     busy = [cluster.submit(blocked, (release,)) for _ in range(cluster.num_cpus)]

@@ -7,7 +7,7 @@ blocks out of the store between the fused steps.
 
 from __future__ import annotations
 
-from engine.logical.operators import AbstractMap, FusedMap, LogicalOperator, Read
+from engine.logical.operators import AbstractMap, FusedMap, LogicalOperator, Read, Write
 from engine.logical.plan import LogicalPlan, transform_dag
 
 
@@ -16,6 +16,10 @@ def _steps(op: LogicalOperator) -> tuple[LogicalOperator, ...]:
 
 
 def _can_fuse(up: LogicalOperator, down: AbstractMap) -> bool:
+    if isinstance(down, Write) and getattr(down.datasink, "min_rows_per_write", None):
+        # min_rows_per_file bundles the blocks of many upstream tasks into one write task,
+        # which only a stage of its own can do (a fused stage gets one read task each).
+        return False
     if isinstance(up, Read):
         return not down.compute.is_actors and down.num_gpus == 0 and down.num_cpus == 1.0
     if not isinstance(up, AbstractMap):

@@ -31,7 +31,9 @@ def _merge(up: Project, down: Project) -> Project | None:
         if set(down.select) & set(up.drop):
             return None
         return replace(up, select=tuple(down.select))
-    return replace(up, drop=tuple(dict.fromkeys(up.drop + down.drop)))
+    if set(down.drop) & set(up.drop):
+        return None  # dropping a column twice fails as written; keep it visible
+    return replace(up, drop=up.drop + down.drop)
 
 
 class MergeProjections:

@@ -1,7 +1,8 @@
 """PushDownPredicate: move expression filters toward (and into) the read.
 
 A ``Filter(expr)`` moves below a ``Project`` when every column it reads passes through the
-projection unchanged (renamed columns are renamed back in the expression); it merges into a
+projection unchanged (renamed columns are renamed back in the expression) and the projection
+runs no ``add_column`` function (which sees whole batches); it merges into a
 ``Read`` whose datasource can filter (parquet row groups, partitions), where it disappears
 from the plan and shows in the read's description. Filters by Python functions never move.
 """
@@ -16,7 +17,12 @@ from engine.logical.plan import LogicalPlan, transform_dag
 
 def _passes_through(project: Project, columns: set[str]) -> dict[str, str] | None:
     """The renaming to apply to the predicate below ``project``, or None if it cannot go."""
-    produced = {n for n, _ in project.exprs} | {n for n, _, _ in project.udf_columns}
+    if project.udf_columns:
+        return None  # an add_column function sees whole batches: filtering first changes them
+    if columns & set(project.drop) or (project.select is not None
+                                       and not columns <= set(project.select)):
+        return None  # the filter reads a column the projection removes: let it fail as written
+    produced = {n for n, _ in project.exprs}
     inverse = {new: old for old, new in project.rename}
     if columns & produced:
         return None
