@@ -5,8 +5,8 @@ operator's input queue or to the consumer, (3) marks inputs done, and (4) starts
 most-downstream operator first (finishing work frees memory). Queues are bounded in bytes;
 an operator whose downstream queue is full stops taking its tasks' outputs, which stops
 their workers (credits), so a slow consumer backpressures the whole pipeline. Task slots
-are shared so that every unfinished downstream task operator always keeps one: an upstream
-stage blocked on a full queue can never hold every worker.
+are one per CPU and a task stopped on credits does not hold one: an upstream stage blocked
+on a full queue can never keep the stages below it from running.
 """
 
 from __future__ import annotations
@@ -120,22 +120,13 @@ class StreamingExecutor:
         down, index = target
         return down.inqueue_bytes[index]
 
-    def _downstream_task_ops(self, op: PhysicalOperator) -> list[PhysicalOperator]:
-        found = []
-        target = self.downstream.get(id(op))
-        while target is not None:
-            down = target[0]
-            if down.uses_task_slots:
-                found.append(down)
-            target = self.downstream.get(id(down))
-        return found
-
     def task_slot_free(self, op: PhysicalOperator) -> bool:
-        running = sum(o.num_running for o in self.ops if o.uses_task_slots)
-        free = self.cluster.num_cpus - running
-        reserved = sum(1 for d in self._downstream_task_ops(op)
-                       if d.num_running == 0 and not d.completed())
-        return free - reserved >= 1
+        """One task per CPU, not counting tasks stopped on credits: they hold a worker but
+        no CPU, and the runtime starts an extra worker when all of them wait. So an upstream
+        stage blocked on a full queue never keeps its downstream stages from running, however
+        many stages there are."""
+        busy = sum(o.num_busy for o in self.ops if o.uses_task_slots)
+        return busy < self.cluster.num_cpus
 
     def memory_allows(self, op: PhysicalOperator) -> bool:
         if not self.state.output_has_room(op):

@@ -120,6 +120,11 @@ class PhysicalOperator:
         return 0
 
     @property
+    def num_busy(self) -> int:
+        """Tasks in flight that are not stopped waiting for their outputs to be taken."""
+        return self.num_running
+
+    @property
     def uses_task_slots(self) -> bool:
         return False
 

@@ -267,10 +267,11 @@ class LocalCluster:
         digest, fn_bytes = self._pickle_fn(fn)
         args_bytes = cloudpickle.dumps(tuple(args), protocol=pickle.HIGHEST_PROTOCOL)
         key = next(self._keys)
-        handle = TaskHandle(key, name or getattr(fn, "__name__", "task"), self, notify)
+        credits = credits or self.default_credits
+        handle = TaskHandle(key, name or getattr(fn, "__name__", "task"), self, notify, credits)
         handle.arg_refs = [a for a in args if isinstance(a, (BlockRef, list))]
         task = _Task(key, handle.name, digest, fn_bytes, args_bytes, handle, max_retries,
-                     credits or self.default_credits, actor_id)
+                     credits, actor_id)
         self._command(("submit", task))
         return handle
 

@@ -48,9 +48,10 @@ class TaskHandle:
     """The driver's view of one task (or actor call): outputs, completion, error."""
 
     def __init__(self, key: int, name: str, cluster: LocalCluster,
-                 notify: Callable[[], None] | None) -> None:
+                 notify: Callable[[], None] | None, credits: int = 2) -> None:
         self.key = key
         self.name = name
+        self.credits = credits
         self.done = False
         self.error: BaseException | None = None
         self.cpu_seconds = 0.0
@@ -88,6 +89,11 @@ class TaskHandle:
     @property
     def has_output(self) -> bool:
         return bool(self._outputs)
+
+    @property
+    def waiting_for_credit(self) -> bool:
+        """Running but stopped: every output its credits allow waits to be taken."""
+        return not self.done and len(self._outputs) >= self.credits
 
     @property
     def finished(self) -> bool:

@@ -19,14 +19,14 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pytest
-from fsspec.implementations.local import LocalFileSystem
+
+# A module of its own: pickle finds the class by module name, and every conftest is
+# named "conftest".
+from counting_filesystem import COUNTERS, CountingFileSystem
 
 from engine.context import DataContext
 from engine.io.interfaces import Datasource
 
-# Counters live outside the filesystem objects: read tasks are pickled, which rebuilds
-# the filesystem from its arguments, and both copies must count into the same place.
-_COUNTERS: dict[str, dict[str, Any]] = {}
 _ids = itertools.count()
 
 
@@ -48,57 +48,11 @@ def _read_all(ds: Datasource, parallelism: int = 4) -> pa.Table:
     return pa.concat_tables(blocks, promote_options="permissive")
 
 
-class _CountingFile:
-    def __init__(self, f: Any, counter: dict[str, Any]) -> None:
-        self._f = f
-        self._counter = counter
-
-    def read(self, *args: Any) -> bytes:
-        data = self._f.read(*args)
-        self._counter["bytes"] += len(data)
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._f, name)
-
-    def __enter__(self) -> _CountingFile:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._f.close()
-
-
-class CountingFileSystem(LocalFileSystem):
-    """A local fsspec filesystem that counts opened files and bytes read."""
-
-    cachable = False
-
-    def __init__(self, counter_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.counter_id = counter_id
-        _COUNTERS.setdefault(counter_id, {"bytes": 0, "opened": []})
-
-    @property
-    def counter(self) -> dict[str, Any]:
-        return _COUNTERS[self.counter_id]
-
-    def reset(self) -> None:
-        self.counter["bytes"] = 0
-        self.counter["opened"] = []
-
-    def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        f = super()._open(path, mode, *args, **kwargs)
-        if "r" in mode:
-            self.counter["opened"].append(path)
-            return _CountingFile(f, self.counter)
-        return f
-
-
 @pytest.fixture
 def counting_fs() -> Iterator[CountingFileSystem]:
     counter_id = f"c{next(_ids)}"
     yield CountingFileSystem(counter_id)
-    _COUNTERS.pop(counter_id, None)
+    COUNTERS.pop(counter_id, None)
 
 
 @pytest.fixture
@@ -146,8 +100,9 @@ def s3() -> Iterator[dict[str, Any]]:
         fs = s3fs.S3FileSystem(key="testing", secret="testing",
                                client_kwargs={"endpoint_url": endpoint,
                                               "region_name": "us-east-1"})
-        fs.call_s3("create_bucket", Bucket="engine-test-bucket")
         try:
+            boto3 = pytest.importorskip("boto3")
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="engine-test-bucket")
             yield {"endpoint": endpoint, "bucket": "engine-test-bucket", "fs": fs}
         finally:
             s3fs.S3FileSystem.clear_instance_cache()

@@ -178,6 +178,23 @@ def test_task_stage_before_full_actor_pool_does_not_deadlock(two_cpus, fresh_con
     assert total == 2 * (N * (N - 1) // 2) + N
 
 
+def _wide_rows(batch):
+    return {"id": batch["id"], "x": np.ones((len(batch["id"]), 1024), dtype=np.uint8)}
+
+
+def test_more_task_stages_than_cpus_do_not_deadlock(two_cpus, fresh_context):
+    # Unfused, six task stages share two CPUs; each task streams far more blocks than its
+    # credits, so upstream tasks sit waiting on full queues while downstream stages need
+    # slots. A stage count above the CPU count once starved every stage of a slot.
+    fresh_context.optimizer_enabled = False
+    ds = ed.range(100_000, override_num_blocks=4)
+    for _ in range(6):
+        ds = ds.map_batches(_wide_rows, batch_size=1000)
+    rows = sum(len(b["id"]) for b in ds.iter_batches(batch_size=1000))
+    assert rows == 100_000
+    assert len([op for op in ds._last_executor.ops if isinstance(op, MapOperator)]) >= 6
+
+
 def test_autoscaling_actor_pool(two_cpus):
     ds = ed.range(N, override_num_blocks=20).map_batches(AddOne, concurrency=(1, 2))
     assert _sum_ids(ds) == (N, EXPECTED_SUM)

@@ -28,7 +28,14 @@ def _can_fuse(up: LogicalOperator, down: AbstractMap) -> bool:
         return False
     if isinstance(up, FusedMap) and isinstance(up.ops[0], Read) and down.compute.is_actors:
         return False  # reads stay on tasks: an actor pool is a poor place for I/O
-    return up.num_cpus == down.num_cpus and up.num_gpus == down.num_gpus
+    if up.num_cpus != down.num_cpus or up.num_gpus != down.num_gpus:
+        return False
+    # A fused stage has one concurrency cap, the downstream's: fuse only when the
+    # upstream's cap (if any) is the same, or it would be silently dropped or imposed.
+    up_cap, down_cap = up.compute.max_size, down.compute.max_size
+    if down.compute.is_actors:
+        return up_cap is None or up_cap == down_cap
+    return up_cap == down_cap
 
 
 class FuseMaps:

@@ -72,6 +72,10 @@ class MapOperator(PhysicalOperator):
     def num_running(self) -> int:
         return len(self._running)
 
+    @property
+    def num_busy(self) -> int:
+        return sum(1 for r in self._running if not r.handle.waiting_for_credit)
+
     # -- bundling ----------------------------------------------------------------------------
     def _bundle_ready(self) -> bool:
         queue = self.inqueues[0]
