@@ -94,6 +94,11 @@ class AggregateFn:
     def _validate(self, schema: pa.Schema) -> None:
         """Raise if this aggregation cannot run on blocks of ``schema``."""
 
+    def columns_read(self) -> tuple[str, ...] | None:
+        """The columns this aggregation reads of a block (``None``: it may read any, so
+        the optimizer must keep them all)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -273,6 +278,12 @@ class _ColumnAggregate(AggregateFnV2):
         if self._numeric_only and pa.types.is_boolean(column.type):
             column = column.cast(pa.int64())  # True counts as 1, as in numpy
         return column
+
+    def columns_read(self) -> tuple[str, ...] | None:
+        if type(self).__module__ != __name__:
+            return None  # a user's subclass may read blocks its own way
+        on = self._target_col_name
+        return () if on is None else (on,)
 
     def _check_type(self, arrow_type: pa.DataType) -> None:
         if self._numeric_only and not _is_numeric(arrow_type):

@@ -311,9 +311,16 @@ class Dataset(BatchIterable):
 
     def count(self) -> int:
         """The number of rows (from metadata when known, without reading data)."""
-        known = _known_row_count(self._optimized().dag)
+        dag = self._optimized().dag
+        known = _known_row_count(dag)
         if known is not None:
             return known
+        if isinstance(dag, lo.AbstractMap) and not dag.compute.is_actors:
+            # Counting inside the last task stage writes no blocks to the store at all.
+            from engine.aggregate import Count
+
+            result = self.aggregate(Count())
+            return int(result["count()"]) if result else 0
         return sum(getattr(r, "num_rows", 0) for r in self.iter_internal_refs())
 
     def schema(self, fetch_if_missing: bool = True) -> Schema | None:

@@ -1,8 +1,10 @@
 """Shaping what a read task yields: blocks of at most ``target_max_block_size`` bytes.
 
 Readers produce tables of whatever size their format gives (a CSV batch, a row group, one
-image). :class:`BlockOutputBuffer` coalesces small ones and slices big ones (zero-copy), so
-every block a read task yields is at most the target size and no bigger than needed.
+image). :class:`BlockOutputBuffer` coalesces small ones up to ``target_min_block_size`` and
+slices big ones (zero-copy) down to ``target_max_block_size``. A table that is big enough
+on its own is yielded as it is: concatenating it with the next would copy it, and blocks
+that leave as soon as they are read reach the consumer sooner.
 Tables with different schemas are never merged. A task that read no rows at all yields one
 empty block with the schema it saw, so downstream still learns the columns.
 """
@@ -18,12 +20,13 @@ from engine.block import single_chunk, split_by_size
 
 
 class BlockOutputBuffer:
-    """Coalesce and split tables into blocks of at most ``max_bytes``."""
+    """Coalesce tables to at least ``min_bytes`` and split them to at most ``max_bytes``."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, min_bytes: int = 1 << 20) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.max_bytes = max_bytes
+        self.min_bytes = min(min_bytes, max_bytes)
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
         self._yielded_rows = False
@@ -47,6 +50,8 @@ class BlockOutputBuffer:
             table = pieces[-1]
         self._pending.append(table)
         self._pending_bytes += table.nbytes
+        if self._pending_bytes >= self.min_bytes:
+            yield from self._flush()
 
     def finish(self) -> Iterator[pa.Table]:
         """Yield what is left (or one empty block if no rows were seen at all)."""

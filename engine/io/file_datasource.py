@@ -239,7 +239,8 @@ class FileBasedDatasource(Datasource):
         shuffle_in_place(files, self._shuffle)
         sizes = [f.size or 0 for f in files]
         groups = group_contiguous(sizes, plan_task_count(parallelism, sum(sizes), len(files)))
-        max_bytes = DataContext.get_current().target_max_block_size
+        ctx = DataContext.get_current()
+        max_bytes, min_bytes = ctx.target_max_block_size, ctx.target_min_block_size
         schema = self.schema()
         per_file = self._rows_per_file()
         tasks = []
@@ -251,12 +252,13 @@ class FileBasedDatasource(Datasource):
                 schema=schema,
                 input_files=tuple(self._fs.display(f.path) for f in chunk),
             )
-            tasks.append(ReadTask(_ReadFiles(self, chunk, max_bytes), meta))
+            tasks.append(ReadTask(_ReadFiles(self, chunk, max_bytes, min_bytes), meta))
         return tasks
 
     # -- reading (runs in workers) ------------------------------------------------------
-    def _read_files(self, files: list[FileInfo], max_bytes: int) -> Iterator[pa.Table]:
-        out = BlockOutputBuffer(max_bytes)
+    def _read_files(self, files: list[FileInfo], max_bytes: int,
+                    min_bytes: int = 1 << 20) -> Iterator[pa.Table]:
+        out = BlockOutputBuffer(max_bytes, min_bytes)
         for info in files:
             display = self._fs.display(info.path)
             try:
@@ -280,10 +282,11 @@ class _ReadFiles:
     """The picklable body of a file read task."""
 
     def __init__(self, datasource: FileBasedDatasource, files: list[FileInfo],
-                 max_bytes: int) -> None:
+                 max_bytes: int, min_bytes: int) -> None:
         self.datasource = datasource
         self.files = files
         self.max_bytes = max_bytes
+        self.min_bytes = min_bytes
 
     def __call__(self) -> Iterator[pa.Table]:
-        return self.datasource._read_files(self.files, self.max_bytes)
+        return self.datasource._read_files(self.files, self.max_bytes, self.min_bytes)

@@ -105,6 +105,9 @@ class ParquetDatasource(FileBasedDatasource):
             raise TypeError(f"unsupported arrow_parquet_args {sorted(args)}")
         super().__init__(paths, **file_kwargs)
         self._columns = list(columns) if columns is not None else None
+        if self._columns is not None and self._include_paths and \
+                PATH_COLUMN not in self._columns:
+            self._columns.append(PATH_COLUMN)  # Ray adds it after `columns`
         self._predicate = check_predicate(predicate) if predicate is not None else None
         self._tensor_columns = dict(tensor_column_schema or {})
         self._footers = FooterCache(self._fs, self._file_kwargs)
@@ -346,7 +349,8 @@ class ParquetDatasource(FileBasedDatasource):
             predicate=self._predicate, partition_fields=self._partition_fields,
             include_paths=self._include_paths, batch_size=self._batch_size,
             file_kwargs=self._file_kwargs, scan_kwargs=self._scan_kwargs,
-            tensor_columns=self._tensor_columns, max_bytes=max_bytes)
+            tensor_columns=self._tensor_columns, max_bytes=max_bytes,
+            min_bytes=DataContext.get_current().target_min_block_size)
 
 
 def _check_predicate_types(predicate: pc.Expression, schema: pa.Schema) -> None:

@@ -50,9 +50,10 @@ class ParquetScan:
     scan_kwargs: dict[str, Any]
     tensor_columns: dict[str, tuple[Any, tuple[int, ...]]]
     max_bytes: int
+    min_bytes: int = 1 << 20
 
     def read(self, pieces: list[ParquetPiece]) -> Iterator[pa.Table]:
-        out = BlockOutputBuffer(self.max_bytes)
+        out = BlockOutputBuffer(self.max_bytes, self.min_bytes)
         for piece in pieces:
             display = self.fs.display(piece.file.path)
             where = "footer"

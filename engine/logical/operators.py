@@ -238,6 +238,22 @@ class Project(AbstractMap):
 
 
 @dataclass(frozen=True, eq=False)
+class PruneColumns(AbstractMap):
+    """Keep only the columns in ``keep`` (an optimizer's projection: a block lacking one of
+    them passes whole, so the operator that uses it reports the missing column as written)."""
+
+    keep: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"PruneColumns({', '.join(self.keep)})"
+
+    @property
+    def row_preserving(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, eq=False)
 class FusedMap(AbstractMap):
     """Consecutive maps (optionally starting with a Read) fused into one stage."""
 
@@ -265,6 +281,12 @@ class FusedMap(AbstractMap):
     @property
     def num_gpus(self) -> float:
         return max(getattr(op, "num_gpus", 0.0) for op in self.ops)
+
+    @property
+    def max_retries(self) -> int | None:
+        """The strictest retry limit a fused step asked for (None: the context's)."""
+        asked = [r for op in self.ops if (r := getattr(op, "max_retries", None)) is not None]
+        return min(asked) if asked else None
 
     @property
     def row_preserving(self) -> bool:

@@ -6,6 +6,7 @@ from engine.logical.interfaces import Rule
 from engine.logical.plan import LogicalPlan
 from engine.logical.rules.fuse_maps import FuseMaps
 from engine.logical.rules.merge_projections import MergeProjections
+from engine.logical.rules.prune_columns import PruneUnusedColumns
 from engine.logical.rules.push_down_limit import PushDownLimit
 from engine.logical.rules.push_down_predicate import PushDownPredicate
 from engine.logical.rules.push_down_projection import PushDownProjection
@@ -13,7 +14,7 @@ from engine.logical.rules.push_down_projection import PushDownProjection
 # Order matters within one pass: everything that moves operators runs before maps fuse
 # around them (a fused stage is opaque to the other rules).
 DEFAULT_RULES: tuple[type[Rule], ...] = (PushDownLimit, PushDownPredicate, MergeProjections,
-                                         PushDownProjection, FuseMaps)
+                                         PushDownProjection, PruneUnusedColumns, FuseMaps)
 _MAX_PASSES = 20
 
 

@@ -33,6 +33,7 @@ from engine.physical.transform import (
     MapTransformer,
     PartialAggregateStep,
     ProjectStep,
+    PruneColumnsStep,
     ReadStep,
     RowStep,
     Step,
@@ -88,6 +89,8 @@ def steps_of(op: lo.LogicalOperator) -> list[Step]:
         return [FilterStep(op.fn, op.expr)]
     if isinstance(op, lo.Project):
         return [ProjectStep(op.select, op.drop, op.rename, op.exprs, op.udf_columns)]
+    if isinstance(op, lo.PruneColumns):
+        return [PruneColumnsStep(op.keep)]
     if isinstance(op, lo.Write):
         return [WriteStep(op.datasink)]
     if isinstance(op, lo.PartialAggregate):
@@ -186,6 +189,7 @@ _REGISTRY: dict[type, PlanFn] = {
     lo.FlatMap: _plan_map,
     lo.Filter: _plan_map,
     lo.Project: _plan_map,
+    lo.PruneColumns: _plan_map,
     lo.FusedMap: _plan_map,
     lo.Write: _plan_map,
     lo.PartialAggregate: _plan_map,

@@ -304,6 +304,17 @@ def call_map_actor(actor: MapActor, inputs: list[Any], task_idx: int = 0) -> Ite
     return actor.transformer(inputs, task_idx)
 
 
+class PruneColumnsStep(Step):
+    """Keep the listed columns, zero-copy, if the block has them all (see
+    ``logical.PruneColumns``)."""
+
+    def __init__(self, keep: tuple[str, ...]) -> None:
+        self.keep = keep
+
+    def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
+        for table in blocks:
+            present = set(table.column_names)
+            yield table.select(list(self.keep)) if present.issuperset(self.keep) else table
 
 
 class ProjectStep(Step):
@@ -321,7 +332,18 @@ class ProjectStep(Step):
 
     def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
         for table in blocks:
-            yield self.project(table)
+            yield self.project_block(table)
+
+    def project_block(self, table: pa.Table) -> pa.Table:
+        """``project``, except that a block with no rows never fails: it often has no
+        columns at all (``from_items([])``), and there is nothing to check (as in Ray Data,
+        ``select_columns`` of an empty dataset gives an empty dataset)."""
+        if table.num_rows:
+            return self.project(table)
+        try:
+            return self.project(table)
+        except (ValueError, KeyError, TypeError, pa.ArrowException):
+            return table.select([])
 
     def project(self, table: pa.Table) -> pa.Table:
         if self.exprs:

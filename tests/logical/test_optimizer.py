@@ -1,4 +1,5 @@
-"""Optimizer rules: FuseMaps and PushDownLimit as unit tests over plain logical operators,
+"""Optimizer rules: FuseMaps, PushDownLimit and PruneUnusedColumns as unit tests over plain
+logical operators,
 golden ``explain()`` outputs, and a property test (random plans give the same rows with and
 without the optimizer)."""
 
@@ -18,6 +19,7 @@ from engine.logical import operators as lo
 from engine.logical.optimizer import optimize
 from engine.logical.plan import LogicalPlan
 from engine.logical.rules.fuse_maps import FuseMaps
+from engine.logical.rules.prune_columns import PruneUnusedColumns
 from engine.logical.rules.push_down_limit import PushDownLimit
 
 # ------------------------------------------------------------------------ helpers
@@ -231,6 +233,51 @@ def test_limit_stops_at_a_row_changing_map_below_a_row_preserving_one():
                                        "InputData"]
 
 
+# ------------------------------------------------------------------------ PruneUnusedColumns
+
+
+def prune(op: lo.LogicalOperator) -> lo.LogicalOperator:
+    return PruneUnusedColumns().apply(LogicalPlan(op)).dag
+
+
+def test_columns_nobody_reads_are_pruned_below_an_expression_filter():
+    plan = lo.Project(lo.Project(lo.Filter(source(), expr=ed.col("a") > 1),
+                                 exprs=(("d", ed.col("b") * 2),)), select=("a", "d"))
+    dag = prune(plan)
+    assert chain(dag) == ["Project(select a, d)", "Project(with_column d)",
+                          "Filter(col('a') > lit(1))", "PruneColumns(a, b)", "InputData"]
+    assert prune(dag) is dag or chain(prune(dag)) == chain(dag)  # a fixed point
+
+
+def test_aggregations_keep_only_their_columns_and_count_keeps_the_filters():
+    plan = lo.PartialAggregate(lo.Filter(source(), expr=ed.col("a") > 1),
+                               aggs=(ed.Count(), ed.Sum("s")))
+    assert chain(prune(plan))[2] == "PruneColumns(a, s)"
+    custom = ed.AggregateFn(init=lambda k: 0, accumulate_block=lambda a, b: a + len(b),
+                            merge=lambda a, b: a + b, name="rows")
+    plan = lo.PartialAggregate(lo.Filter(source(), expr=ed.col("a") > 1), aggs=(custom,))
+    assert "PruneColumns" not in " ".join(chain(prune(plan)))  # it may read any column
+
+
+@pytest.mark.parametrize("below", [
+    lambda up: lo.Filter(up, fn=is_even, udf_name="is_even"),  # a function sees whole rows
+    lambda up: batches(up),
+    lambda up: lo.Project(up, exprs=(("d", ed.col("a")),)),  # no filter copies anything
+], ids=["filter_fn", "map_batches", "no_filter"])
+def test_no_pruning_where_columns_are_unknown_or_nothing_is_copied(below):
+    plan = lo.Project(below(source()), select=("a",))
+    assert chain(prune(plan)) == chain(plan)
+
+
+def test_pruning_keeps_results_and_errors_as_written():
+    ds = ed.from_items([{"a": i, "b": -i, "c": str(i)} for i in range(20)])
+    out = ds.filter(expr=ed.col("a") > 4).with_column("d", ed.col("b") * 2)
+    assert out.select_columns(["d", "a"]).take(2) == [{"d": -10, "a": 5}, {"d": -12, "a": 6}]
+    assert out.count() == 15 and out.sum("d") == -2 * sum(range(5, 20))
+    with pytest.raises(ValueError, match=r"column 'zz' not found.*'a', 'b', 'c'"):
+        ds.filter(expr=ed.col("a") > 4).sum("zz")
+
+
 # ------------------------------------------------------------------------ golden explain()
 
 
@@ -324,6 +371,8 @@ OPS = st.one_of(
     st.tuples(st.just("limit"), st.integers(0, 30)),
     st.tuples(st.just("select")),
     st.tuples(st.just("map_batches_cpus"), st.integers(0, 5)),
+    st.tuples(st.just("filter_expr"), st.integers(0, 40)),
+    st.tuples(st.just("with_column"), st.integers(0, 5)),
 )
 
 
@@ -349,6 +398,10 @@ def _build(source_kind: str, n: int, blocks: int, ops: list[tuple]) -> ed.Datase
             ds = ds.limit(op[1])
         elif kind == "select":
             ds = ds.select_columns(["id"])
+        elif kind == "filter_expr":
+            ds = ds.filter(expr=ed.col("id") > op[1])
+        elif kind == "with_column":
+            ds = ds.with_column("w", ed.col("id") + op[1])
     return ds
 
 
