@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,17 +13,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Editable installs get no bytecode from pip, and PYTHONDONTWRITEBYTECODE (set on some
+# machines) keeps Python from caching it: compile once so workers start without compiling.
+bytecode: $(STAMP)
+	$(PY) -m compileall -q engine bench
+
+run: bytecode
 	$(PY) examples/pipeline.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine tests bench examples
 	$(VENV)/bin/mypy engine
 
-test: $(STAMP) lint
+test: bytecode lint
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: bytecode
 	$(PY) -m bench
 
 clean:

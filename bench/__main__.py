@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench import engines, workloads
-from bench.harness import Limits, Row, installed, prepare, run_pair
+from bench.harness import Limits, Row, compile_bytecode, installed, prepare, run_pair
 from bench.report import json_rows, markdown_table
 
 
@@ -46,6 +46,7 @@ def _log(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    compile_bytecode()
     names = args.workloads or list(workloads.WORKLOADS)
     available = {engine: installed(engine) for engine in args.engine}
     limits = Limits(args.timeout, int(args.memory_limit_gib * 2**30))

@@ -36,7 +36,7 @@ _EXPORTS: dict[str, str] = {
     "Dataset": "engine.dataset",
     "MaterializedDataset": "engine.dataset",
     "Schema": "engine.schema",
-    "DataIterator": "engine.splits",
+    "DataIterator": "engine.streaming_split",
     # expressions and aggregates
     "col": "engine.expressions",
     "lit": "engine.expressions",
@@ -63,6 +63,8 @@ _EXPORTS: dict[str, str] = {
     "Datasource": "engine.io.interfaces",
     "Datasink": "engine.io.interfaces",
     "ReadTask": "engine.io.interfaces",
+    "SaveMode": "engine.io.save_mode",
+    "FileShuffleConfig": "engine.io.file_datasource",
     "get": "engine.refs_api",
     # errors
     "UserCodeError": "engine.errors",

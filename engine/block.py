@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine.errors import UDFOutputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -147,7 +149,8 @@ def table_to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 def batch_to_table(batch: Any, udf_name: str = "the function") -> pa.Table:
-    """Convert a UDF's returned batch to a block, or raise ``TypeError`` naming the UDF."""
+    """Convert a UDF's returned batch to a block, or raise ``UDFOutputError`` (a
+    ``TypeError`` and a ``ValueError``) naming the UDF."""
     if isinstance(batch, pa.Table):
         return batch
     if isinstance(batch, pa.RecordBatch):
@@ -156,9 +159,12 @@ def batch_to_table(batch: Any, udf_name: str = "the function") -> pa.Table:
         return columns_to_table(batch, udf_name)
     if type(batch).__module__.startswith("pandas") and type(batch).__name__ == "DataFrame":
         return pandas_to_table(batch)
-    raise TypeError(
+    hint = ""
+    if isinstance(batch, (list, tuple, np.ndarray)):
+        hint = "; to return values, wrap them in a dict of columns, e.g. {'item': values}"
+    raise UDFOutputError(
         f"{udf_name} must return a batch: a dict of column name to numpy array, a "
-        f"pandas.DataFrame or a pyarrow.Table; got {type(batch).__name__}"
+        f"pandas.DataFrame or a pyarrow.Table; got {type(batch).__name__}{hint}"
     )
 
 
@@ -172,7 +178,7 @@ def columns_to_table(columns: collections.abc.Mapping[str, Any],
         if not isinstance(name, str):
             raise TypeError(f"{udf_name} returned a batch with a non-string column name {name!r}")
         if np.isscalar(values) or values is None:
-            raise TypeError(
+            raise UDFOutputError(
                 f"{udf_name} returned column {name!r} as a scalar ({type(values).__name__}); "
                 "every column of a batch must be an array or list"
             )
@@ -235,7 +241,8 @@ def rows_to_table(rows: list[Any], udf_name: str = "the function") -> pa.Table:
     names: dict[str, None] = {}
     for row in rows:
         if not isinstance(row, collections.abc.Mapping):
-            raise TypeError(f"{udf_name} must return a dict per row; got {type(row).__name__}")
+            raise UDFOutputError(f"{udf_name} must return a dict per row; got "
+                                 f"{type(row).__name__}")
         for k in row:
             names.setdefault(k, None)
     columns = {n: [row.get(n) for row in rows] for n in names}

@@ -24,9 +24,17 @@ class ActorPoolStrategy:
     def __init__(self, *, size: int | None = None, min_size: int | None = None,
                  max_size: int | None = None, initial_size: int | None = None,
                  max_tasks_in_flight_per_actor: int | None = None) -> None:
+        for name, value in (("size", size), ("min_size", min_size), ("max_size", max_size),
+                            ("initial_size", initial_size),
+                            ("max_tasks_in_flight_per_actor", max_tasks_in_flight_per_actor)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"ActorPoolStrategy {name} must be an int; got "
+                                f"{type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"ActorPoolStrategy {name} must be at least 1, got {value}")
         if size is not None:
-            if size < 1:
-                raise ValueError(f"ActorPoolStrategy size must be at least 1, got {size}")
             if min_size is not None or max_size is not None:
                 raise ValueError("ActorPoolStrategy: give either size or min_size/max_size")
             min_size = max_size = size

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+import logging
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 
     from engine.physical.executor import StreamingExecutor
 
+logger = logging.getLogger(__name__)
+# How long a failed write waits for its cancelled tasks before cleaning up without them.
+_WRITE_STOP_TIMEOUT_S = 300.0
+
 
 def _udf_name(fn: Any) -> str:
     if inspect.isclass(fn):
@@ -37,9 +43,68 @@ def _udf_name(fn: Any) -> str:
     return str(getattr(fn, "__name__", type(fn).__name__))
 
 
+def _check_resource_args(**amounts: float | None) -> None:
+    for name, value in amounts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number; got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be non-negative; got {value}")
+
+
+def _column_list(cols: Any, what: str) -> list[str]:
+    """``cols`` (a name or a list of names) as a list, or a ``TypeError`` naming ``what``."""
+    names = [cols] if isinstance(cols, str) else cols
+    if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) for c in names):
+        raise TypeError(f"{what} takes a column name or a list of column names; got {cols!r}")
+    return list(names)
+
+
+def _check_seed(seed: Any, what: str) -> int | None:
+    """``seed`` as a Python int (numpy integers included), or a ``TypeError``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{what}: seed must be an int or None; got {type(seed).__name__}")
+    return int(seed)
+
+
 def _check_callable(fn: Any, what: str) -> None:
     if not callable(fn):
         raise TypeError(f"{what} needs a function or callable class; got {type(fn).__name__}")
+
+
+def _check_udf_args(what: str, fn: Any, fn_args: Any, fn_kwargs: Any,
+                    fn_constructor_args: Any, fn_constructor_kwargs: Any) -> None:
+    """Validate a UDF's extra arguments eagerly, naming the call and the argument."""
+    for name, value, kind in (("fn_args", fn_args, Iterable),
+                              ("fn_constructor_args", fn_constructor_args, Iterable),
+                              ("fn_kwargs", fn_kwargs, Mapping),
+                              ("fn_constructor_kwargs", fn_constructor_kwargs, Mapping)):
+        if value is not None and (not isinstance(value, kind) or isinstance(value, str)):
+            wanted = "a tuple or list" if kind is Iterable else "a dict"
+            raise TypeError(f"{what}: {name} must be {wanted}; got {type(value).__name__}")
+    for name, value in (("fn_constructor_args", fn_constructor_args),
+                        ("fn_constructor_kwargs", fn_constructor_kwargs)):
+        # Ray Data ignores fn_constructor_kwargs for a function; silently dropping them
+        # hides a mistake, so both are refused.
+        if value is not None and not inspect.isclass(fn):
+            raise ValueError(f"{what}: {name} can only be given with a callable class (built "
+                             f"once per actor); {_udf_name(fn)!r} is not a class")
+
+
+def _row_udf_fields(what: str, fn: Any, compute: Any, concurrency: Any, fn_args: Any,
+                    fn_kwargs: Any, fn_constructor_args: Any, fn_constructor_kwargs: Any,
+                    num_cpus: float | None) -> dict[str, Any]:
+    """The logical fields of ``map``/``flat_map``/``filter(fn)`` (see ``lo.RowUdfMap``)."""
+    _check_udf_args(what, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
+    _check_resource_args(num_cpus=num_cpus)
+    return dict(fn=fn, fn_args=tuple(fn_args or ()), fn_kwargs=dict(fn_kwargs or {}),
+                fn_constructor_args=tuple(fn_constructor_args or ()),
+                fn_constructor_kwargs=dict(fn_constructor_kwargs or {}),
+                strategy=resolve_compute(fn, compute, concurrency),
+                cpus=1.0 if num_cpus is None else float(num_cpus))
 
 
 class Dataset(BatchIterable):
@@ -89,8 +154,13 @@ class Dataset(BatchIterable):
             raise ValueError(f"map_batches: batch_size must be a positive int or None; got "
                              f"{batch_size!r}")
         validate_batch_format(batch_format)
-        if fn_constructor_args is not None and not inspect.isclass(fn):
-            raise ValueError("fn_constructor_args can only be given with a callable class")
+        _check_udf_args("map_batches", fn, fn_args, fn_kwargs, fn_constructor_args,
+                        fn_constructor_kwargs)
+        _check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
+        if max_retries is not None and (isinstance(max_retries, bool) or
+                                        not isinstance(max_retries, int) or max_retries < -1):
+            raise ValueError(f"map_batches: max_retries must be an int >= -1 (-1: retry "
+                             f"forever); got {max_retries!r}")
         strategy = resolve_compute(fn, compute, concurrency)
         return self._with(lo.MapBatches(
             self._dag, fn=fn, batch_size=batch_size, batch_format=batch_format or "pyarrow",
@@ -104,31 +174,44 @@ class Dataset(BatchIterable):
 
     def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], *, compute: Any = None,
             fn_args: Iterable[Any] | None = None, fn_kwargs: dict[str, Any] | None = None,
+            fn_constructor_args: Iterable[Any] | None = None,
+            fn_constructor_kwargs: dict[str, Any] | None = None,
             num_cpus: float | None = None, concurrency: Any = None,
             **ray_remote_args: Any) -> Dataset:
-        """Apply ``fn`` to each row (a dict) and keep the dict it returns."""
+        """Apply ``fn`` to each row (a dict) and keep the dict it returns.
+
+        ``fn`` may be a callable class, built once per actor (``concurrency`` as for
+        ``map_batches``). Example: ``ds.map(lambda r: {"id": r["id"] * 2})``.
+        """
         _check_callable(fn, "map")
-        return self._with(lo.MapRows(self._dag, fn=fn, udf_name=_udf_name(fn),
-                                     fn_args=tuple(fn_args or ()),
-                                     fn_kwargs=dict(fn_kwargs or {}),
-                                     cpus=1.0 if num_cpus is None else float(num_cpus)))
+        return self._with(lo.MapRows(self._dag, udf_name=_udf_name(fn), **_row_udf_fields(
+            "map", fn, compute, concurrency, fn_args, fn_kwargs, fn_constructor_args,
+            fn_constructor_kwargs, num_cpus)))
 
     def flat_map(self, fn: Callable[[dict[str, Any]], list[dict[str, Any]]], *,
                  compute: Any = None, fn_args: Iterable[Any] | None = None,
-                 fn_kwargs: dict[str, Any] | None = None, num_cpus: float | None = None,
-                 concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
-        """Apply ``fn`` to each row and keep every row of the list it returns."""
+                 fn_kwargs: dict[str, Any] | None = None,
+                 fn_constructor_args: Iterable[Any] | None = None,
+                 fn_constructor_kwargs: dict[str, Any] | None = None,
+                 num_cpus: float | None = None, concurrency: Any = None,
+                 **ray_remote_args: Any) -> Dataset:
+        """Apply ``fn`` to each row and keep every row of the list it returns (a function
+        or a callable class, as for ``map``)."""
         _check_callable(fn, "flat_map")
-        return self._with(lo.FlatMap(self._dag, fn=fn, udf_name=_udf_name(fn),
-                                     fn_args=tuple(fn_args or ()),
-                                     fn_kwargs=dict(fn_kwargs or {}),
-                                     cpus=1.0 if num_cpus is None else float(num_cpus)))
+        return self._with(lo.FlatMap(self._dag, udf_name=_udf_name(fn), **_row_udf_fields(
+            "flat_map", fn, compute, concurrency, fn_args, fn_kwargs, fn_constructor_args,
+            fn_constructor_kwargs, num_cpus)))
 
     def filter(self, fn: Callable[[dict[str, Any]], bool] | None = None, expr: Any = None,
-               *, compute: Any = None, num_cpus: float | None = None,
-               concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
-        """Keep rows for which ``fn(row)`` is true, or (vectorized) where ``expr`` is true.
+               *, compute: Any = None, fn_args: Iterable[Any] | None = None,
+               fn_kwargs: dict[str, Any] | None = None,
+               fn_constructor_args: Iterable[Any] | None = None,
+               fn_constructor_kwargs: dict[str, Any] | None = None,
+               num_cpus: float | None = None, concurrency: Any = None,
+               **ray_remote_args: Any) -> Dataset:
+        """Keep rows for which ``fn(row)`` is truthy, or (vectorized) where ``expr`` is true.
 
+        ``fn`` may be a callable class, as for ``map``.
         Example: ``ds.filter(expr=col("score") > 0.5)``.
         """
         if (fn is None) == (expr is None):
@@ -138,9 +221,11 @@ class Dataset(BatchIterable):
                             "not a string")
         if fn is not None:
             _check_callable(fn, "filter")
-        return self._with(lo.Filter(self._dag, fn=fn, expr=expr,
+        fields = _row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
+                                 fn_constructor_args, fn_constructor_kwargs, num_cpus)
+        return self._with(lo.Filter(self._dag, expr=expr,
                                     udf_name=_udf_name(fn) if fn is not None else "expr",
-                                    cpus=1.0 if num_cpus is None else float(num_cpus)))
+                                    **fields))
 
     def limit(self, limit: int) -> Dataset:
         """The first ``limit`` rows. Upstream work stops once they exist."""
@@ -151,14 +236,14 @@ class Dataset(BatchIterable):
     # -- column operations ---------------------------------------------------------------
     def select_columns(self, cols: list[str] | str, **_: Any) -> Dataset:
         """Keep only ``cols``, in that order."""
-        cols = [cols] if isinstance(cols, str) else list(cols)
+        cols = _column_list(cols, "select_columns")
         if len(set(cols)) != len(cols):
             raise ValueError(f"select_columns: duplicate column names in {cols}")
         return self._with(lo.Project(self._dag, select=tuple(cols)))
 
     def drop_columns(self, cols: list[str] | str, **_: Any) -> Dataset:
         """Remove ``cols``."""
-        cols = [cols] if isinstance(cols, str) else list(cols)
+        cols = _column_list(cols, "drop_columns")
         if len(set(cols)) != len(cols):
             raise ValueError(f"drop_columns: duplicate column names in {cols}")
         return self._with(lo.Project(self._dag, drop=tuple(cols)))
@@ -166,11 +251,15 @@ class Dataset(BatchIterable):
     def rename_columns(self, names: dict[str, str] | list[str], **_: Any) -> Dataset:
         """Rename columns with a dict ``{old: new}``, or give every column a new name."""
         if isinstance(names, dict):
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items()):
+                raise TypeError(f"rename_columns: names must map column names (str) to new "
+                                f"names (str); got {names}")
             if len(set(names.values())) != len(names):
                 raise ValueError(f"rename_columns: new names must be unique; got {names}")
             return self._with(lo.Project(self._dag, rename=tuple(names.items())))
         if isinstance(names, list):
-            current = self.columns()
+            _column_list(names, "rename_columns")
+            current = self.columns() or []
             if len(names) != len(current):
                 raise ValueError(f"rename_columns: got {len(names)} names for "
                                  f"{len(current)} columns {current}")
@@ -191,12 +280,18 @@ class Dataset(BatchIterable):
                    batch_format: str | None = "pandas", compute: Any = None,
                    concurrency: Any = None, **_: Any) -> Dataset:
         """Add ``col`` from ``fn(batch)``, which returns one value per row."""
+        if not isinstance(col, str):
+            raise TypeError(f"add_column: col must be a column name (str); got {col!r}")
         _check_callable(fn, "add_column")
         fmt = validate_batch_format(batch_format)
         return self._with(lo.Project(self._dag, udf_columns=((col, fn, fmt),)))
 
     def random_sample(self, fraction: float, *, seed: int | None = None) -> Dataset:
         """Keep each row with probability ``fraction``."""
+        seed = _check_seed(seed, "random_sample")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TypeError(f"random_sample: fraction must be a number; got "
+                            f"{type(fraction).__name__}")
         if not 0 <= fraction <= 1:
             raise ValueError(f"random_sample: fraction must be in [0, 1]; got {fraction}")
         from engine.sampling import RandomSampler
@@ -205,6 +300,7 @@ class Dataset(BatchIterable):
 
     def randomize_block_order(self, *, seed: int | None = None) -> Dataset:
         """Shuffle the order of blocks (not rows)."""
+        seed = _check_seed(seed, "randomize_block_order")
         return self._with(lo.AllToAll(self._dag, "randomize_blocks", {"seed": seed}))
 
     def repartition(self, num_blocks: int, *, shuffle: bool = False, **_: Any) -> Dataset:
@@ -218,6 +314,7 @@ class Dataset(BatchIterable):
     def random_shuffle(self, *, seed: int | None = None, num_blocks: int | None = None,
                        **_: Any) -> Dataset:
         """Shuffle all rows."""
+        seed = _check_seed(seed, "random_shuffle")
         return self._with(lo.AllToAll(self._dag, "random_shuffle",
                                       {"seed": seed, "num_blocks": num_blocks}))
 
@@ -271,8 +368,8 @@ class Dataset(BatchIterable):
     def materialize(self) -> MaterializedDataset:
         """Execute and keep every block in the store; returns a ``MaterializedDataset``."""
         refs = [r for r in self._collect() if hasattr(r, "num_rows")]
-        ds = MaterializedDataset(refs)
-        ds._last_executor = self._last_executor
+        ds = MaterializedDataset(refs, input_files=self.input_files())
+        ds._last_executor = ds._production_executor = self._last_executor
         return ds
 
     # =============================================================== consumption
@@ -281,7 +378,17 @@ class Dataset(BatchIterable):
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows, as dicts."""
-        return list(itertools.islice(self.limit(limit).iter_rows(), limit))
+        limited = self.limit(limit)
+        rows = list(itertools.islice(limited.iter_rows(), limit))
+        self._keep_stats_of(limited)
+        return rows
+
+    def _keep_stats_of(self, ds: Dataset) -> None:
+        """Let ``self.stats()`` report a run made on a derived dataset (``take`` runs
+        ``self.limit(n)``), as Ray Data does; a materialized dataset keeps the stats of
+        its production."""
+        if not isinstance(self, MaterializedDataset) and ds._last_executor is not None:
+            self._last_executor = ds._last_executor
 
     def take_all(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Every row, as dicts; raises ``ValueError`` if there are more than ``limit``."""
@@ -294,9 +401,15 @@ class Dataset(BatchIterable):
 
     def take_batch(self, batch_size: int = 20, *,
                    batch_format: str | None = "default") -> Any:
-        """The first ``batch_size`` rows as one batch."""
+        """The first ``batch_size`` rows as one batch in ``batch_format``; ``ValueError``
+        if the dataset is empty."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"take_batch: batch_size must be a positive int; got "
+                             f"{batch_size!r}")
         fmt = validate_batch_format(batch_format)
-        tables = self.limit(batch_size)._tables()
+        limited = self.limit(batch_size)
+        tables = limited._tables()
+        self._keep_stats_of(limited)
         from engine.block import table_to_batch
 
         table = concat_tables(tables) if tables else pa.table({})
@@ -335,10 +448,11 @@ class Dataset(BatchIterable):
                 return Schema(ref.schema)
         return None
 
-    def columns(self, fetch_if_missing: bool = True) -> list[str]:
-        """The column names."""
+    def columns(self, fetch_if_missing: bool = True) -> list[str] | None:
+        """The column names; ``None`` when the schema is unknown (as in Ray Data: e.g.
+        ``from_items([])``)."""
         schema = self.schema(fetch_if_missing)
-        return [] if schema is None else schema.names
+        return None if schema is None else schema.names
 
     def to_pandas(self, limit: int | None = None) -> pd.DataFrame:
         """All rows as one DataFrame; ``ValueError`` if more than ``limit`` rows."""
@@ -372,6 +486,7 @@ class Dataset(BatchIterable):
             if isinstance(op, lo.Read):
                 files.extend(op.datasource.input_files())
             elif isinstance(op, lo.InputData):
+                files.extend(op.input_files)
                 for ref in op.refs:
                     files.extend(getattr(ref, "input_files", ()))
         return list(dict.fromkeys(files))
@@ -381,7 +496,13 @@ class Dataset(BatchIterable):
         ``column``)."""
         from engine.refs_api import FormattedRef
 
-        return [FormattedRef(r, "numpy", column) for r in self.to_arrow_refs()]
+        refs = self.to_arrow_refs()
+        if column is not None:
+            names = {n for r in refs if r.schema is not None for n in r.schema.names}
+            if refs and column not in names:
+                raise ValueError(f"to_numpy_refs: column {column!r} not found; the dataset "
+                                 f"has columns {sorted(names)}")
+        return [FormattedRef(r, "numpy", column) for r in refs]
 
     def to_pandas_refs(self) -> list[Any]:
         """References whose ``get()`` returns each block as a DataFrame."""
@@ -420,11 +541,12 @@ class Dataset(BatchIterable):
 
     def streaming_split(self, n: int, *, equal: bool = False,
                         locality_hints: Any = None) -> list[Any]:
-        """``n`` iterators that consume one execution concurrently (e.g. one per trainer
-        rank, each on its own thread); ``equal`` gives each exactly ``total // n`` rows."""
-        from engine import splits
+        """``n`` ``DataIterator``s that consume one execution per pass concurrently (one
+        per trainer rank: threads, or processes the iterators are passed to); ``equal``
+        gives each exactly ``total // n`` rows."""
+        from engine.streaming_split import streaming_split
 
-        return splits.streaming_split(self, n, equal)
+        return streaming_split(self, n, equal)
 
     # -- writes --------------------------------------------------------------------------
     def write_datasink(self, datasink: Any, *, ray_remote_args: dict[str, Any] | None = None,
@@ -440,12 +562,25 @@ class Dataset(BatchIterable):
 
         if not isinstance(datasink, Datasink):
             raise TypeError(f"write_datasink needs a Datasink; got {type(datasink).__name__}")
-        datasink.on_write_start()
+        handle = getattr(datasink, "_fs", None)  # file datasinks write from the workers
+        if handle is not None:
+            from engine.io.filesystem import check_reachable_from_workers
+
+            check_reachable_from_workers(handle, handle.display(getattr(datasink, "path", "")))
+        known = self.schema(fetch_if_missing=False)
+        datasink.on_write_start(known.base_schema if known is not None else None)
         writing = self._with(lo.Write(self._dag, datasink=datasink))
         try:
             outputs = [item.value for item in writing.iter_internal_refs()
                        if isinstance(getattr(item, "value", None), WriteOutput)]
         except Exception as exc:
+            # Cancelled write tasks run on until their next output, and a file task commits
+            # its files before that: clean up only once every one has stopped.
+            if writing._last_executor is not None and \
+                    not writing._last_executor.wait_stopped(_WRITE_STOP_TIMEOUT_S):
+                logger.warning("write tasks of %s still running %ss after the write failed; "
+                               "on_write_failed runs without them", datasink.get_name(),
+                               _WRITE_STOP_TIMEOUT_S)
             datasink.on_write_failed(exc)
             raise
         finally:
@@ -586,7 +721,7 @@ class Dataset(BatchIterable):
 
     def _simple_agg(self, agg_cls: Any, on: str | list[str] | None, **kwargs: Any) -> Any:
         if on is None:
-            on = self.columns()
+            on = self.columns() or []
         cols = [on] if isinstance(on, str) else list(on)
         if not cols:
             raise ValueError("the dataset has no columns to aggregate")
@@ -674,9 +809,13 @@ class Dataset(BatchIterable):
 class MaterializedDataset(Dataset):
     """A dataset whose blocks are computed and kept; iterating it reuses them."""
 
-    def __init__(self, refs: list[Any]) -> None:
-        super().__init__(LogicalPlan(lo.InputData(tuple(refs), "InputData")))
+    def __init__(self, refs: list[Any], *, input_files: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(LogicalPlan(lo.InputData(tuple(refs), "InputData",
+                                                  tuple(input_files))))
         self._refs = list(refs)
+        # The run that computed the blocks, if any: what stats() reports, as Ray Data does
+        # (re-reading the blocks afterwards runs no operator worth reporting).
+        self._production_executor: StreamingExecutor | None = None
         if session.is_initialized():
             store = session.get_cluster().store
             for ref in self._refs:
@@ -685,6 +824,13 @@ class MaterializedDataset(Dataset):
 
     def num_blocks(self) -> int:
         return len(self._refs)
+
+    def stats(self) -> str:
+        """Per-operator statistics of the execution that produced this dataset."""
+        from engine.physical.stats import format_stats
+
+        ex = self._production_executor or self._last_executor
+        return format_stats(ex.summary() if ex is not None else None)
 
     def count(self) -> int:
         return sum(r.num_rows for r in self._refs)

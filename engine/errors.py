@@ -23,7 +23,9 @@ class UserCodeError(EngineError):
     """
 
     def __init__(self, message: str, operator: str = "", remote_traceback: str = "") -> None:
-        super().__init__(message)
+        # Not super(): in a dual class the next __init__ is the original exception's,
+        # whose signature is the user's (``MyError(code, detail)``), not ours.
+        Exception.__init__(self, message)
         self.operator = operator
         self.remote_traceback = remote_traceback
 
@@ -36,6 +38,15 @@ class UserCodeError(EngineError):
         if self.remote_traceback:
             return f"{base}\n\n{self.remote_traceback.rstrip()}"
         return str(base)
+
+
+class UDFOutputError(EngineError, TypeError, ValueError):
+    """A UDF returned something that is not a batch (``map_batches``), a row dict (``map``)
+    or a list of rows (``flat_map``).
+
+    A ``TypeError`` because the value's type is what is wrong, and a ``ValueError`` because
+    that is what Ray Data raises here: ported ``except ValueError`` code still catches it.
+    """
 
 
 class WorkerCrashedError(EngineError):
@@ -87,8 +98,9 @@ def _dual_class(original: type[BaseException]) -> type | None:
 
 
 def _reduce_dual(self: UserCodeError) -> tuple[Any, ...]:
-    original = next(b for b in type(self).__mro__[1:] if b is not UserCodeError and
-                    issubclass(b, BaseException) and not issubclass(b, UserCodeError))
+    # The class was built with bases (UserCodeError, original); searching the MRO would
+    # find EngineError (UserCodeError's own base) first and lose the original type.
+    original = type(self).__bases__[1]
     return (user_code_error, (original, self.args[0] if self.args else "", self.operator,
                               self.remote_traceback))
 
@@ -103,6 +115,9 @@ def user_code_error(original: type[BaseException], message: str, operator: str,
     cls = _dual_class(original) if isinstance(original, type) else None
     if cls is None:
         return UserCodeError(message, operator, remote_traceback)
-    err: Any = Exception.__new__(cls)
+    try:  # the original's own __new__: OSError and its subclasses refuse Exception's
+        err: Any = original.__new__(cls)
+    except Exception:  # a __new__ that insists on the user's own arguments
+        return UserCodeError(message, operator, remote_traceback)
     UserCodeError.__init__(err, message, operator, remote_traceback)
     return err  # type: ignore[no-any-return]

@@ -32,6 +32,10 @@ def _file_kwargs(filesystem: Any, partition_filter: Any, partitioning: Any,
 
 
 def _read(datasource: Any, parallelism: int, override_num_blocks: int | None) -> Dataset:
+    from engine.io.filesystem import check_reachable_from_workers
+
+    files = datasource.input_files()
+    check_reachable_from_workers(datasource._fs, files[0] if files else "this path")
     return read_datasource(datasource, parallelism=parallelism,
                            override_num_blocks=override_num_blocks)
 

@@ -76,8 +76,15 @@ def _from_tables(tables: list[pa.Table], num_blocks: int | None) -> Materialized
 def from_items(items: list[Any], *, parallelism: int = -1,
                override_num_blocks: int | None = None) -> MaterializedDataset:
     """A dataset of ``items``: dicts become rows; anything else becomes ``{"item": x}``."""
+    # Ray Data takes any sized sequence; a str (a sequence of characters) or a one-shot
+    # iterator is almost surely a mistake, so those are refused with a hint.
+    if isinstance(items, (tuple, builtins.range)) or \
+            (isinstance(items, np.ndarray) and items.ndim >= 1):
+        items = list(items)
     if not isinstance(items, list):
-        raise TypeError(f"from_items takes a list; got {type(items).__name__}")
+        raise TypeError(f"from_items takes a list (or a tuple, range or numpy array) of "
+                        f"items; got {type(items).__name__}" +
+                        ("; wrap it in list(...)" if hasattr(items, "__next__") else ""))
     rows = [i if isinstance(i, dict) else {"item": i} for i in items]
     table = rows_to_table(rows, "from_items")
     blocks = _num_blocks(parallelism, override_num_blocks)
@@ -120,12 +127,28 @@ def from_arrow(tables: pa.Table | list[pa.Table], *,
     return _from_tables(list(items), override_num_blocks)
 
 
+def _block_refs_of(refs: Any, what: str) -> list[Any]:
+    """The engine's block references behind ``refs`` (one or a list), checked."""
+    from engine.refs_api import FormattedRef
+    from engine.runtime.refs import BlockRef
+
+    items = list(refs) if isinstance(refs, (list, tuple)) else [refs]
+    out = []
+    for item in items:
+        if isinstance(item, FormattedRef):
+            item = item.ref  # the same block, read as Arrow
+        if not isinstance(item, BlockRef):
+            raise TypeError(f"{what} takes block references (from to_arrow_refs() or "
+                            f"to_pandas_refs()); got {type(item).__name__}")
+        out.append(item)
+    return out
+
+
 def from_arrow_refs(refs: Any) -> MaterializedDataset:
-    """A dataset over block references handed out by ``to_arrow_refs``."""
-    refs = refs if isinstance(refs, list) else [refs]
-    return MaterializedDataset(list(refs))
+    """A dataset over block references handed out by ``to_arrow_refs`` (one or a list)."""
+    return MaterializedDataset(_block_refs_of(refs, "from_arrow_refs"))
 
 
 def from_pandas_refs(refs: Any) -> MaterializedDataset:
-    """A dataset over block references (as handed out by ``to_pandas_refs``)."""
-    return from_arrow_refs(refs)
+    """A dataset over block references handed out by ``to_pandas_refs`` (one or a list)."""
+    return MaterializedDataset(_block_refs_of(refs, "from_pandas_refs"))

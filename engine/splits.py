@@ -1,20 +1,23 @@
-"""Splitting datasets: by rows of a materialized dataset, or as a stream to n consumers.
+"""Splitting a dataset by rows into materialized datasets.
 
-``split``/``split_at_indices``/``split_proportionately`` cut a materialized dataset's blocks
-by row ranges (zero-copy slices; only a block cut in two is written again).
-``streaming_split`` runs one execution and hands its blocks to n :class:`DataIterator`
-consumers (trainer ranks, threads) as they ask; with ``equal=True`` every consumer gets
-exactly ``total // n`` rows.
+``split``/``split_at_indices``/``split_proportionately``/``train_test_split`` materialize
+the dataset and cut its blocks by row ranges, keeping row order (split ``i`` holds rows
+before those of split ``i + 1``). A block cut in two is written again as two slices; every
+other block is shared, not copied. Streaming to ``n`` consumers without materializing is
+``streaming_split`` (:mod:`engine.streaming_split`, re-exported here).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+import bisect
+import numbers
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.iteration import BatchIterable
+from engine.streaming_split import DataIterator, streaming_split
+
+__all__ = ["DataIterator", "split", "split_at_indices", "split_proportionately",
+           "streaming_split", "train_test_split"]
 
 if TYPE_CHECKING:
     from engine.dataset import Dataset, MaterializedDataset
@@ -54,33 +57,56 @@ def split_at_indices(ds: Dataset, indices: list[int]) -> list[MaterializedDatase
         raise ValueError(f"split_at_indices: indices must be non-negative; got {indices}")
     if list(indices) != sorted(indices):
         raise ValueError(f"split_at_indices: indices must be sorted; got {indices}")
-    refs = ds.materialize()._refs
+    mat = ds.materialize()
+    refs, files = mat._refs, mat.input_files()
     total = sum(r.num_rows for r in refs)
     bounds = [min(i, total) for i in indices]
     cluster = session.get_cluster()
-    return [MaterializedDataset(p) for p in _cut(refs, bounds, cluster.put)]
+    return [MaterializedDataset(p, input_files=files) for p in _cut(refs, bounds, cluster.put)]
 
 
 def split(ds: Dataset, n: int, equal: bool) -> list[MaterializedDataset]:
     from engine.dataset import MaterializedDataset
 
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"split: n must be a positive int; got {n!r}")
-    refs = ds.materialize()._refs
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"split: n must be an int; got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"split: the number of splits must be positive; got {n}")
+    mat = ds.materialize()
+    refs = mat._refs
     total = sum(r.num_rows for r in refs)
     if equal:
         per = total // n
-        parts = split_at_indices(MaterializedDataset(refs), [per * i for i in range(1, n + 1)])
+        parts = split_at_indices(mat, [per * i for i in range(1, n + 1)])
         return parts[:n]
-    # Whole blocks, balanced by rows (greedy): no block is cut.
-    order = sorted(range(len(refs)), key=lambda i: -refs[i].num_rows)
-    buckets: list[list[int]] = [[] for _ in range(n)]
-    loads = [0] * n
-    for i in order:
-        k = loads.index(min(loads))
-        buckets[k].append(i)
-        loads[k] += refs[i].num_rows
-    return [MaterializedDataset([refs[i] for i in sorted(b)]) for b in buckets]
+    files = mat.input_files()
+    return [MaterializedDataset(part, input_files=files) for part in _whole_block_runs(refs, n)]
+
+
+def _whole_block_runs(refs: list[Any], n: int) -> list[list[Any]]:
+    """Cut the blocks, in order and never inside one, into ``n`` runs of about equal rows:
+    run ``i`` ends at the block boundary nearest to ``(i + 1) * total / n`` rows.
+
+    Ray Data cuts the list into runs of equal block counts (``np.array_split``); both give
+    the same runs when blocks have equal rows, and this one stays balanced when they do not.
+    Blocks without rows go with their neighbours; splits beyond the blocks are empty.
+    """
+    ends = [0]
+    for ref in refs:
+        ends.append(ends[-1] + ref.num_rows)
+    total = ends[-1]
+    cuts = [0]
+    for i in range(1, n):
+        ideal = i * total / n
+        above = bisect.bisect_left(ends, ideal)  # first boundary at or past the ideal
+        below = max(above - 1, 0)
+        while below > 0 and ends[below - 1] == ends[below]:
+            below -= 1  # the first of equal boundaries: empty blocks go to the next run
+        best = below if above > len(refs) or ideal - ends[below] <= ends[above] - ideal \
+            else above
+        cuts.append(max(best, cuts[-1]))
+    cuts.append(len(refs))
+    return [refs[cuts[i]:cuts[i + 1]] for i in range(n)]
 
 
 def split_proportionately(ds: Dataset, proportions: list[float]) -> list[MaterializedDataset]:
@@ -115,6 +141,9 @@ def train_test_split(ds: Dataset, test_size: float | int, shuffle: bool,
     if isinstance(test_size, float) and not 0 < test_size < 1:
         raise ValueError(f"train_test_split: a float test_size must be in (0, 1); got "
                          f"{test_size}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"train_test_split: seed must be an int or None; got "
+                        f"{type(seed).__name__}")
     if shuffle:
         ds = ds.random_shuffle(seed=seed)
     mat = ds.materialize()
@@ -128,126 +157,3 @@ def train_test_split(ds: Dataset, test_size: float | int, shuffle: bool,
                          f"got {test_size}")
     train, test = split_at_indices(mat, [total - test_size])
     return train, test
-
-
-# ----------------------------------------------------------------------------- streaming
-
-
-class _SplitCoordinator:
-    """Hands the blocks of one execution to ``n`` consumers (thread-safe)."""
-
-    def __init__(self, ds: Dataset, n: int, equal: bool) -> None:
-        self._ds = ds
-        self.n = n
-        self.equal = equal
-        self._lock = threading.Condition()
-        self._source: Iterator[Any] | None = None
-        self._queues: list[deque[Any]] = [deque() for _ in range(n)]
-        self._assigned = [0] * n
-        self._delivered = [0] * n
-        self._exhausted = False
-        self._epoch_done = [False] * n
-        self._final: list[deque[Any]] | None = None
-        self.executor: Any = None
-
-    def _start(self) -> None:
-        if self._source is None:
-            self._source = (r for r in self._ds.iter_internal_refs() if hasattr(r, "num_rows"))
-            self.executor = self._ds._last_executor
-
-    def _pull(self, target: int | None = None) -> bool:
-        """Queue the next block for ``target`` (default: the consumer with the fewest rows
-        so far); False once the execution is exhausted."""
-        assert self._source is not None, "pull before start"
-        try:
-            ref = next(self._source)
-        except StopIteration:
-            self._exhausted = True
-            return False
-        k = self._assigned.index(min(self._assigned)) if target is None else target
-        self._queues[k].append(ref)
-        self._assigned[k] += ref.num_rows
-        return True
-
-    def next_block(self, index: int) -> Any | None:
-        with self._lock:
-            self._start()
-            if not self.equal:
-                if self._queues[index]:
-                    return self._queues[index].popleft()
-                while not self._exhausted:
-                    if self._pull(index):
-                        return self._queues[index].popleft()
-                return None
-            return self._next_equal(index)
-
-    def _next_equal(self, index: int) -> Any | None:
-        while True:
-            if self._final is not None:
-                queue = self._final[index]
-                return queue.popleft() if queue else None
-            queue = self._queues[index]
-            safe = min(self._assigned)
-            if queue and self._delivered[index] + queue[0].num_rows <= safe:
-                ref = queue.popleft()
-                self._delivered[index] += ref.num_rows
-                return ref
-            if not self._pull():
-                self._finalize()
-
-    def _finalize(self) -> None:
-        """Execution over: give each consumer exactly total // n rows in all."""
-        from engine import session
-
-        total = sum(self._assigned)
-        target = total // self.n
-        pool = [ref for q in self._queues for ref in q]
-        put = session.get_cluster().put
-        final: list[deque[Any]] = [deque() for _ in range(self.n)]
-        cursor = 0
-        offset = 0  # rows of pool[cursor] already handed out
-        for i in range(self.n):
-            need = target - self._delivered[i]
-            while need > 0 and cursor < len(pool):
-                ref = pool[cursor]
-                take = min(need, ref.num_rows - offset)
-                if offset == 0 and take == ref.num_rows:
-                    final[i].append(ref)
-                else:
-                    final[i].append(put(ref.get().slice(offset, take)))
-                need -= take
-                offset += take
-                if offset == ref.num_rows:
-                    cursor, offset = cursor + 1, 0
-        self._final = final
-
-
-class DataIterator(BatchIterable):
-    """One consumer's view of a dataset (``streaming_split`` hands out n of these).
-
-    Offers ``iter_batches``, ``iter_rows`` and ``iter_torch_batches`` like a Dataset.
-    """
-
-    def __init__(self, coordinator: _SplitCoordinator, index: int) -> None:
-        self._coordinator = coordinator
-        self._index = index
-
-    def _block_refs(self) -> Iterator[Any]:
-        while True:
-            ref = self._coordinator.next_block(self._index)
-            if ref is None:
-                return
-            yield ref
-
-    def stats(self) -> str:
-        from engine.physical.stats import format_stats
-
-        ex = self._coordinator.executor
-        return format_stats(ex.summary() if ex is not None else None)
-
-
-def streaming_split(ds: Dataset, n: int, equal: bool) -> list[DataIterator]:
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"streaming_split: n must be a positive int; got {n!r}")
-    coordinator = _SplitCoordinator(ds, n, equal)
-    return [DataIterator(coordinator, i) for i in range(n)]

@@ -50,4 +50,11 @@ class CSVDatasink(FileDatasink):
         kwargs = dict(self.arrow_csv_args)
         if self.arrow_csv_args_fn is not None:
             kwargs.update(self.arrow_csv_args_fn())
+        # pyarrow's own error ("Unsupported Type:list<item: int64>") names no column.
+        nested = [f"{f.name!r} ({f.type})" for f in schema
+                  if pa.types.is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType)]
+        if nested:
+            raise TypeError(f"CSV holds flat values only; cannot write column(s) "
+                            f"{', '.join(nested)}: use write_parquet or write_json, or "
+                            f"convert them to strings first")
         return pacsv.CSVWriter(stream, schema, **kwargs)

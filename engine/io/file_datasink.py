@@ -130,7 +130,7 @@ class FileDatasink(Datasink):
         return self.min_rows_per_file
 
     # -- driver side ----------------------------------------------------------------------
-    def on_write_start(self) -> None:
+    def on_write_start(self, schema: pa.Schema | None = None) -> None:
         checks = self.mode in (SaveMode.ERROR, SaveMode.CREATE, SaveMode.IGNORE)
         exists = checks and self._fs.has_files(self.path)
         if exists and self.mode in (SaveMode.ERROR, SaveMode.CREATE):

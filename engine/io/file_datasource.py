@@ -93,14 +93,17 @@ def group_contiguous(sizes: list[int], num_groups: int) -> list[list[int]]:
     current: list[int] = []
     acc = 0.0
     for i, size in enumerate(sizes):
-        current.append(i)
-        acc += size
-        remaining_items = len(sizes) - i - 1
-        remaining_groups = num_groups - len(groups) - 1
-        if remaining_groups > 0 and (acc >= target * (len(groups) + 1)
-                                     or remaining_items <= remaining_groups):
+        # An item starts the next run when its middle lies past this run's share (the cut
+        # nearest the ideal one: cutting only once a run reached its share made runs of
+        # 3, 2 and 1 out of six nearly equal files), or when each remaining item must
+        # start a run of its own.
+        if current and len(groups) + 1 < num_groups and (
+                acc + size / 2 > target * (len(groups) + 1)
+                or len(sizes) - i <= num_groups - len(groups) - 1):
             groups.append(current)
             current = []
+        current.append(i)
+        acc += size
     if current:
         groups.append(current)
     return groups
@@ -238,8 +241,14 @@ class FileBasedDatasource(Datasource):
         files = list(self._files)
         shuffle_in_place(files, self._shuffle)
         sizes = [f.size or 0 for f in files]
-        groups = group_contiguous(sizes, plan_task_count(parallelism, sum(sizes), len(files)))
         ctx = DataContext.get_current()
+        if ctx.max_errored_blocks != 0:
+            # A failed task is dropped whole: one file per task, so a bad file costs only
+            # its own rows and each bad file counts once against the limit.
+            groups = [[i] for i in range(len(files))]
+        else:
+            groups = group_contiguous(sizes, plan_task_count(parallelism, sum(sizes),
+                                                             len(files)))
         max_bytes, min_bytes = ctx.target_max_block_size, ctx.target_min_block_size
         schema = self.schema()
         per_file = self._rows_per_file()

@@ -19,6 +19,9 @@ Choices, where Ray Data leaves room:
   writes in progress.
 - Glob patterns (``*``, ``?``, ``[...]``, ``**``) are expanded when the path does not exist
   literally; Ray 2.60 does not expand them.
+- ``memory://`` (and pyarrow's mock filesystem) live in one process: the datasources and
+  datasinks work on them in-process, but ``read_*``/``write_*`` refuse them with a clear
+  error (:func:`check_reachable_from_workers`), since their tasks run in worker processes.
 """
 
 from __future__ import annotations
@@ -68,6 +71,14 @@ class FileSystemHandle:
     @property
     def is_local(self) -> bool:
         return self.scheme == "" and isinstance(self.pa_fs, pafs.LocalFileSystem)
+
+    @property
+    def process_local(self) -> bool:
+        """Whether the files live in this process's memory (fsspec ``memory://``, pyarrow's
+        mock filesystem), out of sight of worker processes."""
+        if self.fsspec_fs is not None:
+            return "memory" in _protocols(self.fsspec_fs)
+        return bool(self.pa_fs.type_name == "mock")
 
     def display(self, path: str) -> str:
         """The path as a user would write it (scheme included), for messages."""
@@ -168,6 +179,19 @@ class FileSystemHandle:
             if dirpath != root:
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
+
+
+def check_reachable_from_workers(handle: FileSystemHandle, shown_path: str) -> None:
+    """Raise ``ValueError`` naming ``shown_path`` if it is on a filesystem only this process
+    sees. Read and write tasks run in worker processes: a read of the driver's
+    ``memory://`` files would fail there with a misleading ``FileNotFoundError``, and a
+    write would land in the workers' memory and vanish (Ray Data 2.60 fails such a read
+    and silently loses such a write)."""
+    if handle.process_local:
+        raise ValueError(
+            f"{shown_path} is on an in-memory filesystem that only this process can see, "
+            f"but the engine reads and writes files in worker processes; use a local "
+            f"directory (e.g. tempfile.mkdtemp()) or an object store instead")
 
 
 def _is_hidden(path: str, base: str) -> bool:

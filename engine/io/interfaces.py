@@ -67,6 +67,11 @@ class Datasource:
         """The exact row count, if known without reading data."""
         return None
 
+    def schema_of(self, columns: set[str]) -> pa.Schema | None:
+        """The schema of at least ``columns``, read as cheaply as this source allows (a
+        predicate on partition keys needs no file footers); by default :meth:`schema`."""
+        return self.schema()
+
     def input_files(self) -> list[str]:
         """The files this datasource reads."""
         return []
@@ -125,8 +130,9 @@ class Datasink:
         name = type(self).__name__
         return name[: -len("Datasink")] if name.endswith("Datasink") else name
 
-    def on_write_start(self) -> None:
-        pass
+    def on_write_start(self, schema: pa.Schema | None = None) -> None:
+        """Runs once in the driver before any write; ``schema`` is the data's schema when
+        known without executing (Ray 2.60 passes it too), else None."""
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
         raise NotImplementedError

@@ -246,6 +246,12 @@ class ParquetDatasource(FileBasedDatasource):
         schemas = self._schemas()
         return None if schemas is None else schemas[2]
 
+    def schema_of(self, columns: set[str]) -> pa.Schema | None:
+        pruning = self._pruning_schema()
+        if columns and columns <= set(pruning.names):
+            return pruning  # known from the paths: no footer is fetched to plan the filter
+        return self.schema()
+
     # -- planning -----------------------------------------------------------------------
     def _read_columns(self, data: pa.Schema, output: pa.Schema, full: pa.Schema) -> list[str]:
         """Data columns to read: the projected ones plus those the predicate needs."""
@@ -320,8 +326,11 @@ class ParquetDatasource(FileBasedDatasource):
             shuffle_in_place(units, self._shuffle)
         sizes = [u.size for u in units]
         groups = group_contiguous(sizes, plan_task_count(parallelism, sum(sizes), len(units)))
+        groups = _isolate_unreadable(groups, units)
+        if DataContext.get_current().max_errored_blocks != 0:
+            groups = _split_at_files(groups, units)
         tasks = []
-        for group in _isolate_unreadable(groups, units):
+        for group in groups:
             chosen = [units[i] for i in group]
             pieces = _merge_units(chosen)
             rows = [u.rows for u in chosen]
@@ -380,6 +389,22 @@ def _isolate_unreadable(groups: list[list[int]], units: list[_Unit]) -> list[lis
             out.append([i])
         if run:
             out.append(run)
+    return out
+
+
+def _split_at_files(groups: list[list[int]], units: list[_Unit]) -> list[list[int]]:
+    """Split tasks where the file changes: a failed task is dropped whole under
+    ``max_errored_blocks``, so a file with a bad row group must not take the rows of the
+    files sharing its task with it."""
+    out: list[list[int]] = []
+    for group in groups:
+        run: list[int] = []
+        for i in group:
+            if run and units[run[-1]].file.path != units[i].file.path:
+                out.append(run)
+                run = []
+            run.append(i)
+        out.append(run)
     return out
 
 

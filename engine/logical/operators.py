@@ -75,6 +75,7 @@ class InputData(LogicalOperator):
 
     refs: tuple[Any, ...]
     source_name: str = "InputData"
+    input_files: tuple[str, ...] = ()  # the files the blocks were read from, if any
 
     @property
     def name(self) -> str:
@@ -148,20 +149,35 @@ class MapBatches(AbstractMap):
 
 
 @dataclass(frozen=True, eq=False)
-class MapRows(AbstractMap):
+class RowUdfMap(AbstractMap):
+    """Fields shared by the row-wise UDF maps (``map``, ``flat_map``, ``filter(fn)``): a
+    function, or a callable class built once per actor with the constructor arguments."""
+
     fn: Any = None
-    udf_name: str = "map"
+    udf_name: str = "udf"
     fn_args: tuple[Any, ...] = ()
     fn_kwargs: dict[str, Any] = field(default_factory=dict)
+    fn_constructor_args: tuple[Any, ...] = ()
+    fn_constructor_kwargs: dict[str, Any] = field(default_factory=dict)
+    strategy: ComputeStrategy = TASKS
     cpus: float = 1.0
 
     @property
-    def name(self) -> str:
-        return f"Map({self.udf_name})"
+    def compute(self) -> ComputeStrategy:
+        return self.strategy
 
     @property
     def num_cpus(self) -> float:
         return self.cpus
+
+
+@dataclass(frozen=True, eq=False)
+class MapRows(RowUdfMap):
+    udf_name: str = "map"
+
+    @property
+    def name(self) -> str:
+        return f"Map({self.udf_name})"
 
     @property
     def row_preserving(self) -> bool:
@@ -169,38 +185,24 @@ class MapRows(AbstractMap):
 
 
 @dataclass(frozen=True, eq=False)
-class FlatMap(AbstractMap):
-    fn: Any = None
+class FlatMap(RowUdfMap):
     udf_name: str = "flat_map"
-    fn_args: tuple[Any, ...] = ()
-    fn_kwargs: dict[str, Any] = field(default_factory=dict)
-    cpus: float = 1.0
 
     @property
     def name(self) -> str:
         return f"FlatMap({self.udf_name})"
 
-    @property
-    def num_cpus(self) -> float:
-        return self.cpus
-
 
 @dataclass(frozen=True, eq=False)
-class Filter(AbstractMap):
+class Filter(RowUdfMap):
     """Keep rows where ``fn(row)`` is true, or where the expression ``expr`` is true."""
 
-    fn: Any = None
     expr: Any = None
     udf_name: str = "filter"
-    cpus: float = 1.0
 
     @property
     def name(self) -> str:
         return f"Filter({self.expr!r})" if self.expr is not None else f"Filter({self.udf_name})"
-
-    @property
-    def num_cpus(self) -> float:
-        return self.cpus
 
 
 @dataclass(frozen=True, eq=False)

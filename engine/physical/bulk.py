@@ -82,8 +82,8 @@ def zip_blocks(inputs: list[list[Any]], state: ExecutorState) -> list[Any]:
     already taken gets the first free suffix ``_1``, ``_2``... (as Ray Data)."""
     sides = [_blocks(items) for items in inputs]
     counts = [sum(r.num_rows for r in refs) for refs in sides]
-    if len(set(counts)) > 1:
-        raise ValueError(f"zip needs datasets of equal row counts; got {counts}")
+    if len(set(counts)) > 1:  # a user error: fail the execution without logging a bug
+        state.fail(ValueError(f"zip needs datasets of equal row counts; got {counts}"))
     left, others = sides[0], sides[1:]
     out = []
     offset = 0

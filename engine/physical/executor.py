@@ -95,7 +95,10 @@ class StreamingExecutor:
         for op in ops:
             for index, up in enumerate(op.inputs):
                 self.downstream[id(up)] = (op, index)
-        limit = ctx.execution_options.resource_limits.object_store_memory
+        limits = ctx.execution_options.resource_limits
+        self.cpu_limit = float(cluster.num_cpus if limits.cpu is None
+                               else min(limits.cpu, cluster.num_cpus))
+        limit = limits.object_store_memory
         self.budget = int(min(limit or ctx.memory_budget, cluster.store.budget_bytes))
         self.queue_cap = max(self.budget // (2 * (len(ops) + 1)), 1 << 20)
         self.wake = threading.Event()
@@ -124,9 +127,18 @@ class StreamingExecutor:
         """One task per CPU, not counting tasks stopped on credits: they hold a worker but
         no CPU, and the runtime starts an extra worker when all of them wait. So an upstream
         stage blocked on a full queue never keeps its downstream stages from running, however
-        many stages there are."""
-        busy = sum(o.num_busy for o in self.ops if o.uses_task_slots)
-        return busy < self.cluster.num_cpus
+        many stages there are.
+
+        A task holds ``num_cpus`` of the CPUs (``resource_limits.cpu`` caps them), so
+        ``num_cpus=2`` tasks on 2 CPUs run one at a time; one task always may run."""
+        pools = [o for o in self.ops if o.uses_task_slots]
+        busy = sum(o.num_busy for o in pools)
+        if busy == 0:
+            return True
+        if busy >= min(self.cluster.num_cpus, self.cpu_limit):
+            return False
+        busy_cpus = sum(o.num_busy * getattr(o, "num_cpus", 1.0) for o in pools)
+        return busy_cpus + getattr(op, "num_cpus", 1.0) <= self.cpu_limit
 
     def memory_allows(self, op: PhysicalOperator) -> bool:
         if not self.state.output_has_room(op):
@@ -238,6 +250,16 @@ class StreamingExecutor:
                 self.output.get_nowait()
             except queue.Empty:
                 break
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until every task cancelled when the execution stopped has ended in its
+        worker; return whether all have (a write task keeps writing until then)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for op in self.ops:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not op.wait_stopped(left):
+                return False
+        return True
 
     # ------------------------------------------------------------------ stats
     def summary(self) -> dict[str, Any]:

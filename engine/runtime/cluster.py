@@ -35,6 +35,7 @@ from engine.runtime import protocol as p
 from engine.runtime.block_store import BlockStore, serialize_table
 from engine.runtime.handles import ActorHandle, RemoteError, TaskHandle, ValueOutput
 from engine.runtime.refs import BlockRef
+from engine.runtime.serialization import dumps_code
 from engine.runtime.zygote import Zygote
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class LocalCluster:
             actor_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
         actor_id = f"a{next(self._worker_ids)}"
         handle = ActorHandle(actor_id, self)
-        state = _Actor(actor_id, cloudpickle.dumps((cls, args, kwargs or {})), handle,
+        state = _Actor(actor_id, dumps_code((cls, args, kwargs or {})), handle,
                        max_restarts, actor_env, gpu_ids, num_cpus)
         self._command(("actor", state))
         return handle
@@ -251,7 +252,7 @@ class LocalCluster:
             cached = self._fn_cache.get(id(fn))
             if cached is not None and cached[0] is fn:
                 return cached[1], cached[2]
-        data = cloudpickle.dumps(fn)
+        data = dumps_code(fn)  # keeps file names: UDF tracebacks quote their source
         digest = hashlib.blake2b(data, digest_size=16).digest()
         with self._fn_lock:
             if len(self._fn_cache) > 256:

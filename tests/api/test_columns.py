@@ -92,8 +92,11 @@ def test_filter_errors_name_the_column_or_the_type(ds: ed.Dataset) -> None:
         ds.filter(expr=col("zz") > 1).take_all()
     with pytest.raises(TypeError, match="must give booleans"):
         ds.filter(expr=col("a") + 1).take_all()
+    # Like Ray Data, any truthy value keeps a row (None drops it); only a value without a
+    # truth value is an error.
+    assert [r["a"] for r in ds.filter(lambda r: r["a"]).take_all()] == [1, 5, -2]
     with pytest.raises(TypeError, match="must return a bool"):
-        ds.filter(lambda r: r["a"]).take_all()
+        ds.filter(lambda r: pd.Series([r["a"], r["a"]])).take_all()
 
 
 def test_filter_on_empty_dataset(empty: ed.Dataset) -> None:
@@ -414,3 +417,68 @@ def column_values(frame: pd.DataFrame, name: str, n: int) -> list[Any]:
     if n == 0:
         return []
     return [None if pd.isna(v) else v for v in frame[name].astype(object)]
+
+
+# ---------------------------------------------------------------- more edge cases
+
+
+def test_union_of_different_schemas_keeps_each_rows_columns() -> None:
+    # As Ray Data: rows keep their own columns; nothing is filled in or dropped.
+    a, b = ed.from_items([{"a": 1}]), ed.from_items([{"b": 2}])
+    assert a.union(b).take_all() == [{"a": 1}, {"b": 2}]
+    assert ed.from_items([{"a": 1}]).union(ed.from_items([{"a": 2.5}])).take_all() == \
+        [{"a": 1}, {"a": 2.5}]
+
+
+def test_union_keeps_input_order_with_preserve_order() -> None:
+    left, right = ed.range(5, override_num_blocks=2), ed.range(3)
+    assert [r["id"] for r in left.union(right, left).take_all()] == \
+        [0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3, 4]
+
+
+def test_random_sample_rejects_a_fraction_that_is_not_a_number() -> None:
+    with pytest.raises(TypeError, match="fraction must be a number; got str"):
+        ed.range(10).random_sample("0.5")  # type: ignore[arg-type]
+
+
+def test_add_column_in_numpy_and_pyarrow_formats(ds: ed.Dataset) -> None:
+    import pyarrow.compute as pc
+
+    numpy_out = ds.add_column("c", lambda b: b["b"] * 2, batch_format="numpy")
+    assert column(numpy_out, "c")[:1] == [4.0]
+    arrow_out = ds.add_column("c", lambda t: pc.multiply(t["b"], 2), batch_format="pyarrow")
+    assert column(arrow_out, "c") == [4.0, 6.0, None, 1.0]
+
+
+def test_zip_of_unequal_datasets_is_a_user_error_not_an_engine_failure(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ValueError, match=r"equal row counts; got \[3, 4\]"):
+        ed.range(3).zip(ed.range(4)).take_all()
+    assert "streaming executor failed" not in caplog.text  # logged as a bug before
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda d: d.select_columns(5), TypeError, "select_columns takes a column name"),
+    (lambda d: d.drop_columns([1]), TypeError, "drop_columns takes a column name"),
+    (lambda d: d.rename_columns({"a": 5}), TypeError, r"rename_columns: names must map"),
+    (lambda d: d.rename_columns(["x", 2, "z"]), TypeError, "rename_columns takes a column"),
+    (lambda d: d.add_column(5, lambda df: df["a"]), TypeError, "col must be a column name"),
+    (lambda d: d.random_sample(0.5, seed="x"), TypeError, "random_sample: seed must be"),
+    (lambda d: d.randomize_block_order(seed="x"), TypeError, "randomize_block_order: seed"),
+    (lambda d: d.random_shuffle(seed=1.5), TypeError, "random_shuffle: seed must be"),
+    (lambda d: d.train_test_split(0.5, shuffle=True, seed="x"), TypeError,
+     "train_test_split: seed must be"),
+])
+def test_column_and_sampling_arguments_are_checked_eagerly(ds: ed.Dataset, call: Any,
+                                                           error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call(ds)
+
+
+def test_numpy_integer_seeds_are_accepted() -> None:
+    # randomize_block_order(seed=np.int64(3)) used to fail inside the executor thread.
+    import numpy as np
+
+    ds = ed.range(20, override_num_blocks=4)
+    assert [r["id"] for r in ds.randomize_block_order(seed=np.int64(3)).take_all()] == \
+        [r["id"] for r in ds.randomize_block_order(seed=3).take_all()]

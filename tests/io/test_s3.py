@@ -112,3 +112,53 @@ def test_overwrite_and_retry_on_s3(s3, prefix, read_all):
     assert _keys(fs, prefix) == [
         p.split("/", 1)[1] for p in retry.write_return.paths]
     assert read_all(CSVDatasource(out, filesystem=fs)).column("id").to_pylist() == [100, 101]
+
+
+# -- the public API on the cluster: read and write tasks run in worker processes ------------
+# The workers were started before this module set the AWS variables, so every call passes
+# the s3fs filesystem explicitly (it pickles with its endpoint and keys).
+
+
+def test_public_parquet_write_and_read_with_pushdown(s3, prefix):
+    import engine as ed
+
+    fs = s3["fs"]
+    out = f"s3://{prefix}/pq"
+    ds = ed.range(60, override_num_blocks=3).map(lambda r: {"id": r["id"], "g": r["id"] % 3})
+    ds.write_parquet(out, filesystem=fs, partition_cols=["g"])
+    keys = _keys(fs, prefix)
+    assert len(keys) == 9 and {k.split("/")[2] for k in keys} == {"g=0", "g=1", "g=2"}
+    back = ed.read_parquet(out, filesystem=fs)
+    assert back.count() == 60
+    assert sorted(r["id"] for r in back.take_all()) == list(range(60))
+    picked = back.filter(expr=(ed.col("g") == "1") & (ed.col("id") < 10))
+    assert "filter=" in picked.explain()
+    assert sorted(picked.take_all(), key=lambda r: r["id"]) == [
+        {"id": i, "g": "1"} for i in (1, 4, 7)]
+
+
+def test_public_csv_json_text_on_s3_and_overwrite(s3, prefix):
+    import engine as ed
+
+    fs = s3["fs"]
+    ed.range(5).write_csv(f"s3://{prefix}/csv", filesystem=fs)
+    ed.range(5).write_json(f"s3://{prefix}/json", filesystem=fs)
+    for reader, name in ((ed.read_csv, "csv"), (ed.read_json, "json")):
+        ds = reader(f"s3://{prefix}/{name}", filesystem=fs, include_paths=True)
+        rows = sorted(ds.take_all(), key=lambda r: r["id"])
+        assert [r["id"] for r in rows] == list(range(5))
+        assert rows[0]["path"].startswith(f"{prefix}/{name}/")  # Ray's paths: bucket/key
+    fs.pipe(f"{prefix}/text/a.txt", b"alpha\nbeta\n")
+    assert ed.read_text(f"s3://{prefix}/text", filesystem=fs).take_all() == [
+        {"text": "alpha"}, {"text": "beta"}]
+    assert ed.read_binary_files(f"s3://{prefix}/text", filesystem=fs).take_all() == [
+        {"bytes": b"alpha\nbeta\n"}]
+    old = _keys(fs, f"{prefix}/csv")
+    ed.from_items([{"id": 10}, {"id": 11}]).write_csv(f"s3://{prefix}/csv", filesystem=fs,
+                                                      mode="overwrite")
+    new = _keys(fs, f"{prefix}/csv")
+    assert len(new) == 1 and not set(new) & set(old)
+    assert ed.read_csv(f"s3://{prefix}/csv", filesystem=fs).take_all() == [
+        {"id": 10}, {"id": 11}]
+    with pytest.raises(FileNotFoundError, match=f"s3://{prefix}/missing"):
+        ed.read_parquet(f"s3://{prefix}/missing", filesystem=fs)

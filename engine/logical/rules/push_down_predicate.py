@@ -53,7 +53,7 @@ class PushDownPredicate:
                 expr = rename_columns(op.expr, mapping) if mapping else op.expr
                 return up.with_inputs(push(replace(op, input=up.input, expr=expr)))
             if isinstance(up, Read) and up.datasource.supports_predicate_pushdown():
-                schema = up.datasource.schema()
+                schema = up.datasource.schema_of(referenced_columns(op.expr))
                 if not can_push_down(op.expr, schema):
                     return op
                 source = up.datasource.apply_predicate(to_pyarrow(op.expr, schema))

@@ -7,6 +7,7 @@ waiting for credits), and keep output order when ``preserve_order`` is set.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ class MapOperator(PhysicalOperator):
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self._running: list[_Running] = []
+        self._stopped: list[TaskHandle] = []  # cancelled by shutdown(), maybe still running
         self._next_task_idx = 0
 
     @property
@@ -149,6 +151,14 @@ class MapOperator(PhysicalOperator):
     def _launch(self, state: ExecutorState, bundle: list[Any]) -> _Running:
         raise NotImplementedError
 
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for handle in self._stopped:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not handle.wait(left):
+                return False
+        return True
+
     def _task_idx(self) -> int:
         idx = self._next_task_idx
         self._next_task_idx += 1
@@ -158,6 +168,7 @@ class MapOperator(PhysicalOperator):
         super().shutdown()
         for running in self._running:
             running.handle.cancel()
+            self._stopped.append(running.handle)
         self._running.clear()
 
 

@@ -1,0 +1,190 @@
+"""How a ``streaming_split`` consumer in another process reaches the coordinator.
+
+The process that called ``streaming_split`` serves its :class:`SplitCoordinator` on a Unix
+socket inside the session's private (0700) block-store directory; peers authenticate with
+a random key (HMAC challenge of :mod:`multiprocessing.connection`) that travels only inside
+the pickled ``DataIterator`` (or the memory a ``fork`` child inherits). Only block
+*locations* cross the socket: the consumer maps each block read-only from the shared store
+by path (inline blocks carry their bytes), exactly like a worker does.
+
+Protocol, one connection per pass over the iterator (a thread serves each connection):
+``("begin",)`` -> ``("epoch", number)``; then ``("next",)`` -> ``("block", location)``,
+``("end", None)`` or ``("error", exception)``. The consumer maps a block before it asks for
+the next one, so the server keeps only the last block it lent alive; a consumer that
+disconnects before its end is done with the epoch, like a thread that closed its iterator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import socket
+import threading
+import uuid
+import weakref
+from collections.abc import Iterator
+from multiprocessing.connection import Client, Connection, Listener
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from engine.streaming_split import SplitCoordinator
+
+
+class SplitServer:
+    """Accepts consumer connections for one coordinator, which it does not keep alive."""
+
+    def __init__(self, coordinator: SplitCoordinator, directory: str) -> None:
+        self.address = os.path.join(directory, f"split-{uuid.uuid4().hex[:12]}.sock")
+        self.authkey = os.urandom(32)
+        self._listener = Listener(self.address, family="AF_UNIX", backlog=64,
+                                  authkey=self.authkey)
+        self._coordinator = weakref.ref(coordinator)
+        self._stopped = threading.Event()
+        self._pid = os.getpid()
+        threading.Thread(target=self._accept_loop, name="engine-split-server",
+                         daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn = self._listener.accept()
+            except Exception:  # a peer that failed authentication, or the listener closed
+                if self._stopped.is_set():
+                    return
+                continue
+            coordinator = self._coordinator()
+            if coordinator is None or self._stopped.is_set():
+                conn.close()
+                return
+            threading.Thread(target=_serve, args=(coordinator, conn), daemon=True,
+                             name="engine-split-consumer").start()
+            del coordinator  # only connection threads keep the coordinator alive
+
+    def stop(self) -> None:
+        """Stop accepting (idempotent): wake the blocked ``accept`` and remove the socket."""
+        if self._stopped.is_set() or os.getpid() != self._pid:
+            return  # a fork child that drops its copy must not remove the parent's socket
+        self._stopped.set()
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake:
+            wake.connect(self.address)
+        with contextlib.suppress(Exception):
+            self._listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.address)
+
+
+def start_server(coordinator: SplitCoordinator) -> None:
+    """Serve ``coordinator`` to other processes until it is garbage-collected."""
+    from engine import session
+
+    store = session.get_cluster().store
+    server = SplitServer(coordinator, store.dir)
+    coordinator.server = server
+    weakref.finalize(coordinator, server.stop)
+
+
+def _serve(coordinator: SplitCoordinator, conn: Connection) -> None:
+    """Serve one pass of one remote consumer."""
+    index: int | None = None
+    number: int | None = None
+    finished = False
+    lent: Any = None  # the block the consumer is mapping; freed when it asks for the next
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message[0] == "begin":
+                index = int(message[1])
+                try:
+                    number = coordinator.begin(index)
+                except BaseException as exc:
+                    finished = True
+                    _send_error(conn, exc)
+                    continue
+                conn.send(("epoch", number))
+            elif message[0] == "next" and index is not None and number is not None:
+                try:
+                    lent = coordinator.next_block(index, number)
+                except BaseException as exc:
+                    finished = True
+                    _send_error(conn, exc)
+                    continue
+                if lent is None:
+                    finished = True
+                    conn.send(("end", None))
+                else:
+                    conn.send(("block", lent.location))
+            else:
+                _send_error(conn, RuntimeError(f"streaming_split: unexpected request "
+                                               f"{message[0]!r}"))
+    except (EOFError, OSError):
+        pass  # the consumer went away mid-reply
+    finally:
+        if index is not None and number is not None and not finished:
+            coordinator.finish(index, number)
+        del lent
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _send_error(conn: Connection, exc: BaseException) -> None:
+    try:
+        pickle.dumps(exc)
+    except Exception:
+        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+    conn.send(("error", exc))
+
+
+class _MappedBlock:
+    """A block a remote consumer has already mapped (what ``BlockRef.get`` returns)."""
+
+    __slots__ = ("num_rows", "table")
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.num_rows = table.num_rows
+
+    def get(self) -> pa.Table:
+        return self.table
+
+
+def remote_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_MappedBlock]:
+    """One pass of consumer ``index``, asked of the coordinator at ``address``."""
+    from engine.runtime.block_store import read_location
+
+    try:
+        conn = Client(address, family="AF_UNIX", authkey=authkey)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise RuntimeError("streaming_split: the coordinator is gone (the process that "
+                           "called streaming_split dropped its iterators or shut the "
+                           "engine down)") from exc
+    try:
+        kind, payload = _ask(conn, ("begin", index))
+        if kind == "error":
+            raise payload
+        while True:
+            kind, payload = _ask(conn, ("next",))
+            if kind == "end":
+                return
+            if kind == "error":
+                raise payload
+            # Map the block now: the server frees it once we ask for the next one, and a
+            # mapping outlives the file's removal.
+            yield _MappedBlock(read_location(payload))
+    finally:
+        conn.close()
+
+
+def _ask(conn: Connection, request: tuple[Any, ...]) -> tuple[str, Any]:
+    try:
+        conn.send(request)
+        reply: tuple[str, Any] = conn.recv()
+    except (EOFError, OSError) as exc:
+        raise RuntimeError("streaming_split: lost the connection to the coordinator (the "
+                           "process that called streaming_split exited?)") from exc
+    return reply
