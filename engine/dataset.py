@@ -96,15 +96,18 @@ def _check_udf_args(what: str, fn: Any, fn_args: Any, fn_kwargs: Any,
 
 def _row_udf_fields(what: str, fn: Any, compute: Any, concurrency: Any, fn_args: Any,
                     fn_kwargs: Any, fn_constructor_args: Any, fn_constructor_kwargs: Any,
-                    num_cpus: float | None) -> dict[str, Any]:
-    """The logical fields of ``map``/``flat_map``/``filter(fn)`` (see ``lo.RowUdfMap``)."""
+                    num_cpus: float | None, remote_args: dict[str, Any]) -> dict[str, Any]:
+    """The logical fields of ``map``/``flat_map``/``filter(fn)`` (see ``lo.RowUdfMap``);
+    ``num_gpus`` and ``memory`` come, as in Ray Data, among the remote args."""
     _check_udf_args(what, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
-    _check_resource_args(num_cpus=num_cpus)
+    num_gpus, memory = remote_args.get("num_gpus"), remote_args.get("memory")
+    _check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
     return dict(fn=fn, fn_args=tuple(fn_args or ()), fn_kwargs=dict(fn_kwargs or {}),
                 fn_constructor_args=tuple(fn_constructor_args or ()),
                 fn_constructor_kwargs=dict(fn_constructor_kwargs or {}),
                 strategy=resolve_compute(fn, compute, concurrency),
-                cpus=1.0 if num_cpus is None else float(num_cpus))
+                cpus=1.0 if num_cpus is None else float(num_cpus),
+                gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory)
 
 
 class Dataset(BatchIterable):
@@ -186,7 +189,7 @@ class Dataset(BatchIterable):
         _check_callable(fn, "map")
         return self._with(lo.MapRows(self._dag, udf_name=_udf_name(fn), **_row_udf_fields(
             "map", fn, compute, concurrency, fn_args, fn_kwargs, fn_constructor_args,
-            fn_constructor_kwargs, num_cpus)))
+            fn_constructor_kwargs, num_cpus, ray_remote_args)))
 
     def flat_map(self, fn: Callable[[dict[str, Any]], list[dict[str, Any]]], *,
                  compute: Any = None, fn_args: Iterable[Any] | None = None,
@@ -200,7 +203,7 @@ class Dataset(BatchIterable):
         _check_callable(fn, "flat_map")
         return self._with(lo.FlatMap(self._dag, udf_name=_udf_name(fn), **_row_udf_fields(
             "flat_map", fn, compute, concurrency, fn_args, fn_kwargs, fn_constructor_args,
-            fn_constructor_kwargs, num_cpus)))
+            fn_constructor_kwargs, num_cpus, ray_remote_args)))
 
     def filter(self, fn: Callable[[dict[str, Any]], bool] | None = None, expr: Any = None,
                *, compute: Any = None, fn_args: Iterable[Any] | None = None,
@@ -222,7 +225,8 @@ class Dataset(BatchIterable):
         if fn is not None:
             _check_callable(fn, "filter")
         fields = _row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
-                                 fn_constructor_args, fn_constructor_kwargs, num_cpus)
+                                 fn_constructor_args, fn_constructor_kwargs, num_cpus,
+                                 ray_remote_args)
         return self._with(lo.Filter(self._dag, expr=expr,
                                     udf_name=_udf_name(fn) if fn is not None else "expr",
                                     **fields))

@@ -161,6 +161,8 @@ class RowUdfMap(AbstractMap):
     fn_constructor_kwargs: dict[str, Any] = field(default_factory=dict)
     strategy: ComputeStrategy = TASKS
     cpus: float = 1.0
+    gpus: float = 0.0
+    memory: float | None = None
 
     @property
     def compute(self) -> ComputeStrategy:
@@ -169,6 +171,10 @@ class RowUdfMap(AbstractMap):
     @property
     def num_cpus(self) -> float:
         return self.cpus
+
+    @property
+    def num_gpus(self) -> float:
+        return self.gpus
 
 
 @dataclass(frozen=True, eq=False)

@@ -225,6 +225,20 @@ def test_a_memory_request_that_can_never_fit_fails_at_once() -> None:
         ed.range(2).map_batches(lambda b: b, memory=1 << 60).take_all()
 
 
+@pytest.mark.parametrize("call", ["map", "flat_map", "filter"])
+def test_row_udfs_take_num_gpus_and_memory_like_map_batches(call: str, two_cpus: None,
+                                                            tmp_path: Path) -> None:
+    fn = {"map": lambda r: r, "flat_map": lambda r: [r], "filter": lambda r: True}[call]
+    with pytest.raises(ResourceUnavailableError, match=r"num_gpus=1.0"):
+        getattr(ed.range(2), call)(fn, num_gpus=1).take_all()  # no GPU here: refused at once
+    with pytest.raises(ResourceUnavailableError, match=r"memory=\d+ bytes"):
+        getattr(ed.range(2), call)(fn, memory=1 << 60).take_all()
+    with pytest.raises(TypeError, match="memory must be a number"):
+        getattr(ed.range(2), call)(fn, memory="1GB")
+    assert sorted(r["id"] for r in getattr(ed.range(4), call)(fn, memory=1000).take_all()) == \
+        [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"num_cpus": -1}, ValueError, "num_cpus must be non-negative; got -1"),
     ({"num_gpus": -0.5}, ValueError, "num_gpus must be non-negative"),
