@@ -174,6 +174,7 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
     max_retries = getattr(op, "max_retries", None)
     common: dict[str, Any] = dict(
         min_rows_per_bundle=None if isinstance(first, lo.Read) else _first_batch_size(op),
+        min_blocks_per_bundle=_blocks_per_bundle(op, inputs[0], cpus),
         max_bundle_bytes=pc.ctx.target_max_block_size,
         # Ray Data's -1 retries forever
         max_retries=pc.ctx.max_retries if max_retries is None else
@@ -200,6 +201,29 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
         concurrency = by_memory if concurrency is None else min(concurrency, by_memory)
     return pc.add(TaskPoolMapOperator(op.name, inputs[0], transformer,
                                       concurrency=concurrency, **common))
+
+
+# Steps whose work per block is a few Arrow kernels: a task's fixed cost (messages, a
+# round trip) can outweigh it, so blocks that already exist are handed out a few at a time.
+_VECTORIZED = (lo.Filter, lo.Project, lo.PruneColumns, lo.PartialAggregate)
+
+
+def _is_vectorized(op: lo.LogicalOperator) -> bool:
+    if isinstance(op, lo.FusedMap):
+        return all(_is_vectorized(o) for o in op.ops)
+    if isinstance(op, lo.Filter):
+        return op.expr is not None
+    if isinstance(op, lo.Project):
+        return not op.udf_columns
+    return isinstance(op, _VECTORIZED)
+
+
+def _blocks_per_bundle(op: lo.AbstractMap, upstream: PhysicalOperator, cpus: float) -> int:
+    """Blocks per task for a vectorized stage over existing blocks: about two tasks a CPU
+    (enough to balance the load), one block a task for everything else."""
+    if not isinstance(upstream, InputDataOperator) or not _is_vectorized(op):
+        return 1
+    return max(1, upstream.num_items // max(1, int(2 * cpus)))
 
 
 def _plan_input(op: lo.InputData, inputs: list[PhysicalOperator],

@@ -296,3 +296,19 @@ def test_early_break_stops_execution(two_cpus):
     (map_op,) = _map_ops(ds)
     assert map_op.stats.tasks_submitted < 40
     _wait_idle(two_cpus)
+
+
+# ------------------------------------------------------------------------ bundling
+
+
+def test_vectorized_stages_over_existing_blocks_take_several_blocks_a_task(two_cpus):
+    ds = ed.range(16_000, override_num_blocks=16).materialize()
+    assert ds.num_blocks() == 16
+    kept = ds.filter(expr=ed.col("id") % 2 == 0).with_column("h", ed.col("id") / 2)
+    assert kept.sum("h") == sum(i / 2 for i in range(0, 16_000, 2))
+    (stage,) = _map_ops(kept)
+    assert stage.stats.tasks_finished == 4  # two tasks a CPU, four blocks each
+    # A Python UDF keeps one task per block, as in Ray Data.
+    udf = ds.map_batches(lambda b: {"id": b["id"] + 1})
+    assert udf.sum("id") == sum(range(1, 16_001))
+    assert _map_ops(udf)[0].stats.tasks_finished == 16

@@ -15,6 +15,11 @@ class InputDataOperator(PhysicalOperator):
         super().__init__(name, [])
         self._items = list(items)
 
+    @property
+    def num_items(self) -> int:
+        """Items still to hand out (all of them before the execution starts)."""
+        return len(self._items)
+
     def start(self, state: ExecutorState) -> None:
         super().start(state)
         for item in self._items:

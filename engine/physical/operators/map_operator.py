@@ -51,16 +51,19 @@ class MapOperator(PhysicalOperator):
         transformer: The chain run on each bundle.
         min_rows_per_bundle: Bundle input blocks until a task gets this many rows
             (``batch_size``), so batches span blocks without tiny tasks.
+        min_blocks_per_bundle: Bundle at least this many input blocks into a task (cheap
+            vectorized stages, where a task's fixed cost would outweigh a block's work).
         concurrency: Most tasks (or actors) in flight, if the user capped it.
     """
 
     def __init__(self, name: str, input_op: PhysicalOperator, transformer: MapTransformer, *,
-                 min_rows_per_bundle: int | None = None, max_bundle_bytes: int = 128 << 20,
-                 concurrency: int | None = None, max_retries: int = 3,
-                 num_cpus: float = 1.0, num_gpus: float = 0.0) -> None:
+                 min_rows_per_bundle: int | None = None, min_blocks_per_bundle: int = 1,
+                 max_bundle_bytes: int = 128 << 20, concurrency: int | None = None,
+                 max_retries: int = 3, num_cpus: float = 1.0, num_gpus: float = 0.0) -> None:
         super().__init__(name, [input_op])
         self.transformer = transformer
         self.min_rows_per_bundle = min_rows_per_bundle
+        self.min_blocks_per_bundle = max(1, min_blocks_per_bundle)
         self.max_bundle_bytes = max_bundle_bytes
         self.concurrency = concurrency
         self.max_retries = max_retries
@@ -83,11 +86,13 @@ class MapOperator(PhysicalOperator):
         queue = self.inqueues[0]
         if not queue:
             return False
-        if self.all_inputs_done or not self.min_rows_per_bundle:
+        if self.all_inputs_done or self.queued_input_bytes >= self.max_bundle_bytes:
             return True
-        rows = sum(item_rows(i) for i in queue)
-        return rows >= self.min_rows_per_bundle or self.queued_input_bytes >= \
-            self.max_bundle_bytes
+        if len(queue) < self.min_blocks_per_bundle:
+            return False
+        if not self.min_rows_per_bundle:
+            return True
+        return sum(item_rows(i) for i in queue) >= self.min_rows_per_bundle
 
     def _take_bundle(self) -> list[Any]:
         queue = self.inqueues[0]
@@ -97,7 +102,8 @@ class MapOperator(PhysicalOperator):
         rows = item_rows(bundle[0])
         size = item_bytes(bundle[0])
         target = self.min_rows_per_bundle or 0
-        while queue and rows < target and size + item_bytes(queue[0]) <= self.max_bundle_bytes:
+        while queue and (rows < target or len(bundle) < self.min_blocks_per_bundle) and \
+                size + item_bytes(queue[0]) <= self.max_bundle_bytes:
             item = self.pop_input()
             bundle.append(item)
             rows += item_rows(item)
