@@ -8,19 +8,28 @@ executor. Names, arguments and defaults follow ``ray.data.Dataset``.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
-import numbers
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from engine import session
+from engine.arguments import (
+    check_callable,
+    check_max_retries,
+    check_resource_args,
+    check_seed,
+    check_udf_args,
+    column_list,
+    row_udf_fields,
+    udf_name,
+)
 from engine.block import concat_tables, table_to_pandas, validate_batch_format
 from engine.compute import resolve_compute
 from engine.context import DataContext
+from engine.dataset_writes import DatasetWrites
 from engine.iteration import BatchIterable
 from engine.logical import operators as lo
 from engine.logical.optimizer import optimize
@@ -33,84 +42,9 @@ if TYPE_CHECKING:
     from engine.physical.executor import StreamingExecutor
 
 logger = logging.getLogger(__name__)
-# How long a failed write waits for its cancelled tasks before cleaning up without them.
-_WRITE_STOP_TIMEOUT_S = 300.0
 
 
-def _udf_name(fn: Any) -> str:
-    if inspect.isclass(fn):
-        return fn.__name__
-    return str(getattr(fn, "__name__", type(fn).__name__))
-
-
-def _check_resource_args(**amounts: float | None) -> None:
-    for name, value in amounts.items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-        if value < 0:
-            raise ValueError(f"{name} must be non-negative; got {value}")
-
-
-def _column_list(cols: Any, what: str) -> list[str]:
-    """``cols`` (a name or a list of names) as a list, or a ``TypeError`` naming ``what``."""
-    names = [cols] if isinstance(cols, str) else cols
-    if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) for c in names):
-        raise TypeError(f"{what} takes a column name or a list of column names; got {cols!r}")
-    return list(names)
-
-
-def _check_seed(seed: Any, what: str) -> int | None:
-    """``seed`` as a Python int (numpy integers included), or a ``TypeError``."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{what}: seed must be an int or None; got {type(seed).__name__}")
-    return int(seed)
-
-
-def _check_callable(fn: Any, what: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"{what} needs a function or callable class; got {type(fn).__name__}")
-
-
-def _check_udf_args(what: str, fn: Any, fn_args: Any, fn_kwargs: Any,
-                    fn_constructor_args: Any, fn_constructor_kwargs: Any) -> None:
-    """Validate a UDF's extra arguments eagerly, naming the call and the argument."""
-    for name, value, kind in (("fn_args", fn_args, Iterable),
-                              ("fn_constructor_args", fn_constructor_args, Iterable),
-                              ("fn_kwargs", fn_kwargs, Mapping),
-                              ("fn_constructor_kwargs", fn_constructor_kwargs, Mapping)):
-        if value is not None and (not isinstance(value, kind) or isinstance(value, str)):
-            wanted = "a tuple or list" if kind is Iterable else "a dict"
-            raise TypeError(f"{what}: {name} must be {wanted}; got {type(value).__name__}")
-    for name, value in (("fn_constructor_args", fn_constructor_args),
-                        ("fn_constructor_kwargs", fn_constructor_kwargs)):
-        # Ray Data ignores fn_constructor_kwargs for a function; silently dropping them
-        # hides a mistake, so both are refused.
-        if value is not None and not inspect.isclass(fn):
-            raise ValueError(f"{what}: {name} can only be given with a callable class (built "
-                             f"once per actor); {_udf_name(fn)!r} is not a class")
-
-
-def _row_udf_fields(what: str, fn: Any, compute: Any, concurrency: Any, fn_args: Any,
-                    fn_kwargs: Any, fn_constructor_args: Any, fn_constructor_kwargs: Any,
-                    num_cpus: float | None, remote_args: dict[str, Any]) -> dict[str, Any]:
-    """The logical fields of ``map``/``flat_map``/``filter(fn)`` (see ``lo.RowUdfMap``);
-    ``num_gpus`` and ``memory`` come, as in Ray Data, among the remote args."""
-    _check_udf_args(what, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
-    num_gpus, memory = remote_args.get("num_gpus"), remote_args.get("memory")
-    _check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
-    return dict(fn=fn, fn_args=tuple(fn_args or ()), fn_kwargs=dict(fn_kwargs or {}),
-                fn_constructor_args=tuple(fn_constructor_args or ()),
-                fn_constructor_kwargs=dict(fn_constructor_kwargs or {}),
-                strategy=resolve_compute(fn, compute, concurrency),
-                cpus=1.0 if num_cpus is None else float(num_cpus),
-                gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory)
-
-
-class Dataset(BatchIterable):
+class Dataset(DatasetWrites, BatchIterable):
     """A lazy dataset. Build it with ``engine.range``, ``engine.read_*`` or ``from_*``."""
 
     def __init__(self, plan: LogicalPlan) -> None:
@@ -150,20 +84,17 @@ class Dataset(BatchIterable):
         Returns:
             A new dataset. Example: ``ds.map_batches(lambda b: {"x": b["x"] * 2})``.
         """
-        _check_callable(fn, "map_batches")
+        check_callable(fn, "map_batches")
         if batch_size == "auto" or batch_size == "default":
             batch_size = None
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"map_batches: batch_size must be a positive int or None; got "
                              f"{batch_size!r}")
         validate_batch_format(batch_format)
-        _check_udf_args("map_batches", fn, fn_args, fn_kwargs, fn_constructor_args,
+        check_udf_args("map_batches", fn, fn_args, fn_kwargs, fn_constructor_args,
                         fn_constructor_kwargs)
-        _check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
-        if max_retries is not None and (isinstance(max_retries, bool) or
-                                        not isinstance(max_retries, int) or max_retries < -1):
-            raise ValueError(f"map_batches: max_retries must be an int >= -1 (-1: retry "
-                             f"forever); got {max_retries!r}")
+        check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
+        check_max_retries(max_retries, "map_batches")
         strategy = resolve_compute(fn, compute, concurrency)
         return self._with(lo.MapBatches(
             self._dag, fn=fn, batch_size=batch_size, batch_format=batch_format or "pyarrow",
@@ -173,7 +104,7 @@ class Dataset(BatchIterable):
             fn_constructor_kwargs=dict(fn_constructor_kwargs or {}), strategy=strategy,
             cpus=1.0 if num_cpus is None else float(num_cpus),
             gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory,
-            max_retries=max_retries, udf_name=_udf_name(fn)))
+            max_retries=max_retries, udf_name=udf_name(fn)))
 
     def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], *, compute: Any = None,
             fn_args: Iterable[Any] | None = None, fn_kwargs: dict[str, Any] | None = None,
@@ -186,8 +117,8 @@ class Dataset(BatchIterable):
         ``fn`` may be a callable class, built once per actor (``concurrency`` as for
         ``map_batches``). Example: ``ds.map(lambda r: {"id": r["id"] * 2})``.
         """
-        _check_callable(fn, "map")
-        return self._with(lo.MapRows(self._dag, udf_name=_udf_name(fn), **_row_udf_fields(
+        check_callable(fn, "map")
+        return self._with(lo.MapRows(self._dag, udf_name=udf_name(fn), **row_udf_fields(
             "map", fn, compute, concurrency, fn_args, fn_kwargs, fn_constructor_args,
             fn_constructor_kwargs, num_cpus, ray_remote_args)))
 
@@ -200,8 +131,8 @@ class Dataset(BatchIterable):
                  **ray_remote_args: Any) -> Dataset:
         """Apply ``fn`` to each row and keep every row of the list it returns (a function
         or a callable class, as for ``map``)."""
-        _check_callable(fn, "flat_map")
-        return self._with(lo.FlatMap(self._dag, udf_name=_udf_name(fn), **_row_udf_fields(
+        check_callable(fn, "flat_map")
+        return self._with(lo.FlatMap(self._dag, udf_name=udf_name(fn), **row_udf_fields(
             "flat_map", fn, compute, concurrency, fn_args, fn_kwargs, fn_constructor_args,
             fn_constructor_kwargs, num_cpus, ray_remote_args)))
 
@@ -223,12 +154,12 @@ class Dataset(BatchIterable):
             raise TypeError("filter(expr=...) takes an expression such as col('x') > 1, "
                             "not a string")
         if fn is not None:
-            _check_callable(fn, "filter")
-        fields = _row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
+            check_callable(fn, "filter")
+        fields = row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
                                  fn_constructor_args, fn_constructor_kwargs, num_cpus,
                                  ray_remote_args)
         return self._with(lo.Filter(self._dag, expr=expr,
-                                    udf_name=_udf_name(fn) if fn is not None else "expr",
+                                    udf_name=udf_name(fn) if fn is not None else "expr",
                                     **fields))
 
     def limit(self, limit: int) -> Dataset:
@@ -240,14 +171,14 @@ class Dataset(BatchIterable):
     # -- column operations ---------------------------------------------------------------
     def select_columns(self, cols: list[str] | str, **_: Any) -> Dataset:
         """Keep only ``cols``, in that order."""
-        cols = _column_list(cols, "select_columns")
+        cols = column_list(cols, "select_columns")
         if len(set(cols)) != len(cols):
             raise ValueError(f"select_columns: duplicate column names in {cols}")
         return self._with(lo.Project(self._dag, select=tuple(cols)))
 
     def drop_columns(self, cols: list[str] | str, **_: Any) -> Dataset:
         """Remove ``cols``."""
-        cols = _column_list(cols, "drop_columns")
+        cols = column_list(cols, "drop_columns")
         if len(set(cols)) != len(cols):
             raise ValueError(f"drop_columns: duplicate column names in {cols}")
         return self._with(lo.Project(self._dag, drop=tuple(cols)))
@@ -262,7 +193,7 @@ class Dataset(BatchIterable):
                 raise ValueError(f"rename_columns: new names must be unique; got {names}")
             return self._with(lo.Project(self._dag, rename=tuple(names.items())))
         if isinstance(names, list):
-            _column_list(names, "rename_columns")
+            column_list(names, "rename_columns")
             current = self.columns() or []
             if len(names) != len(current):
                 raise ValueError(f"rename_columns: got {len(names)} names for "
@@ -286,13 +217,13 @@ class Dataset(BatchIterable):
         """Add ``col`` from ``fn(batch)``, which returns one value per row."""
         if not isinstance(col, str):
             raise TypeError(f"add_column: col must be a column name (str); got {col!r}")
-        _check_callable(fn, "add_column")
+        check_callable(fn, "add_column")
         fmt = validate_batch_format(batch_format)
         return self._with(lo.Project(self._dag, udf_columns=((col, fn, fmt),)))
 
     def random_sample(self, fraction: float, *, seed: int | None = None) -> Dataset:
         """Keep each row with probability ``fraction``."""
-        seed = _check_seed(seed, "random_sample")
+        seed = check_seed(seed, "random_sample")
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
             raise TypeError(f"random_sample: fraction must be a number; got "
                             f"{type(fraction).__name__}")
@@ -304,7 +235,7 @@ class Dataset(BatchIterable):
 
     def randomize_block_order(self, *, seed: int | None = None) -> Dataset:
         """Shuffle the order of blocks (not rows)."""
-        seed = _check_seed(seed, "randomize_block_order")
+        seed = check_seed(seed, "randomize_block_order")
         return self._with(lo.AllToAll(self._dag, "randomize_blocks", {"seed": seed}))
 
     def repartition(self, num_blocks: int, *, shuffle: bool = False, **_: Any) -> Dataset:
@@ -318,7 +249,7 @@ class Dataset(BatchIterable):
     def random_shuffle(self, *, seed: int | None = None, num_blocks: int | None = None,
                        **_: Any) -> Dataset:
         """Shuffle all rows."""
-        seed = _check_seed(seed, "random_shuffle")
+        seed = check_seed(seed, "random_shuffle")
         return self._with(lo.AllToAll(self._dag, "random_shuffle",
                                       {"seed": seed, "num_blocks": num_blocks}))
 
@@ -433,7 +364,8 @@ class Dataset(BatchIterable):
         if known is not None:
             return known
         if isinstance(dag, lo.AbstractMap) and not dag.compute.is_actors:
-            # Counting inside the last task stage writes no blocks to the store at all.
+            # Counted where the rows are made: where the count fuses into the last task
+            # stage (the common case), no block reaches the store at all.
             from engine.aggregate import Count
 
             result = self.aggregate(Count())
@@ -551,150 +483,6 @@ class Dataset(BatchIterable):
         from engine.streaming_split import streaming_split
 
         return streaming_split(self, n, equal)
-
-    # -- writes --------------------------------------------------------------------------
-    def write_datasink(self, datasink: Any, *, ray_remote_args: dict[str, Any] | None = None,
-                       concurrency: int | None = None) -> None:
-        """Write every block with ``datasink``.
-
-        ``on_write_start`` runs first (here), ``write`` in parallel tasks, then
-        ``on_write_complete`` with every task's result, or ``on_write_failed`` if any task
-        failed (nothing is committed then).
-        """
-        from engine.io.interfaces import Datasink, WriteResult
-        from engine.physical.transform import WriteOutput
-
-        if not isinstance(datasink, Datasink):
-            raise TypeError(f"write_datasink needs a Datasink; got {type(datasink).__name__}")
-        handle = getattr(datasink, "_fs", None)  # file datasinks write from the workers
-        if handle is not None:
-            from engine.io.filesystem import check_reachable_from_workers
-
-            check_reachable_from_workers(handle, handle.display(getattr(datasink, "path", "")))
-        known = self.schema(fetch_if_missing=False)
-        datasink.on_write_start(known.base_schema if known is not None else None)
-        writing = self._with(lo.Write(self._dag, datasink=datasink))
-        try:
-            outputs = [item.value for item in writing.iter_internal_refs()
-                       if isinstance(getattr(item, "value", None), WriteOutput)]
-        except Exception as exc:
-            # Cancelled write tasks run on until their next output, and a file task commits
-            # its files before that: clean up only once every one has stopped.
-            if writing._last_executor is not None and \
-                    not writing._last_executor.wait_stopped(_WRITE_STOP_TIMEOUT_S):
-                logger.warning("write tasks of %s still running %ss after the write failed; "
-                               "on_write_failed runs without them", datasink.get_name(),
-                               _WRITE_STOP_TIMEOUT_S)
-            datasink.on_write_failed(exc)
-            raise
-        finally:
-            self._last_executor = writing._last_executor
-        datasink.on_write_complete(WriteResult(
-            num_rows=sum(o.num_rows for o in outputs),
-            size_bytes=sum(o.size_bytes for o in outputs),
-            write_returns=[o.write_return for o in outputs]))
-
-    def _file_sink_kwargs(self, filesystem: Any, try_create_dir: bool,
-                          arrow_open_stream_args: dict[str, Any] | None,
-                          filename_provider: Any, min_rows_per_file: int | None,
-                          num_rows_per_file: int | None, mode: Any) -> dict[str, Any]:
-        if num_rows_per_file is not None:  # Ray's deprecated name
-            if min_rows_per_file is not None:
-                raise ValueError("give min_rows_per_file or num_rows_per_file, not both")
-            min_rows_per_file = num_rows_per_file
-        return {"filesystem": filesystem, "try_create_dir": try_create_dir,
-                "open_stream_args": arrow_open_stream_args,
-                "filename_provider": filename_provider, "dataset_uuid": self._uuid,
-                "min_rows_per_file": min_rows_per_file, "mode": mode}
-
-    @property
-    def _uuid(self) -> str:
-        uid = getattr(self, "_dataset_uuid", None)
-        if uid is None:
-            import uuid
-
-            uid = self._dataset_uuid = uuid.uuid4().hex[:12]
-        return uid
-
-    def write_parquet(self, path: str, *, partition_cols: list[str] | None = None,
-                      filesystem: Any = None, try_create_dir: bool = True,
-                      arrow_open_stream_args: dict[str, Any] | None = None,
-                      filename_provider: Any = None,
-                      arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
-                      min_rows_per_file: int | None = None,
-                      max_rows_per_file: int | None = None,
-                      ray_remote_args: dict[str, Any] | None = None,
-                      concurrency: int | None = None, num_rows_per_file: int | None = None,
-                      mode: Any = "append", **arrow_parquet_args: Any) -> None:
-        """Write Parquet files under ``path`` (atomically: a failed write leaves nothing).
-
-        ``partition_cols`` writes hive directories; ``mode`` is ``"append"`` (default),
-        ``"overwrite"``, ``"error"`` or ``"ignore"``; ``**arrow_parquet_args`` go to
-        pyarrow's writer (``compression``, ``row_group_size``...).
-        """
-        from engine.io.parquet_datasink import ParquetDatasink
-
-        self.write_datasink(ParquetDatasink(
-            path, partition_cols=partition_cols, arrow_parquet_args_fn=arrow_parquet_args_fn,
-            arrow_parquet_args=arrow_parquet_args, max_rows_per_file=max_rows_per_file,
-            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
-                                     filename_provider, min_rows_per_file,
-                                     num_rows_per_file, mode)))
-
-    def write_csv(self, path: str, *, filesystem: Any = None, try_create_dir: bool = True,
-                  arrow_open_stream_args: dict[str, Any] | None = None,
-                  filename_provider: Any = None,
-                  arrow_csv_args_fn: Callable[[], dict[str, Any]] | None = None,
-                  min_rows_per_file: int | None = None, max_rows_per_file: int | None = None,
-                  partition_cols: list[str] | None = None,
-                  ray_remote_args: dict[str, Any] | None = None,
-                  concurrency: int | None = None, num_rows_per_file: int | None = None,
-                  mode: Any = "append", **arrow_csv_args: Any) -> None:
-        """Write CSV files under ``path``; ``**arrow_csv_args`` go to pyarrow's writer."""
-        from engine.io.csv_datasink import CSVDatasink
-
-        self.write_datasink(CSVDatasink(
-            path, arrow_csv_args_fn=arrow_csv_args_fn, arrow_csv_args=arrow_csv_args,
-            max_rows_per_file=max_rows_per_file, partition_cols=partition_cols,
-            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
-                                     filename_provider, min_rows_per_file,
-                                     num_rows_per_file, mode)))
-
-    def write_json(self, path: str, *, filesystem: Any = None, try_create_dir: bool = True,
-                   arrow_open_stream_args: dict[str, Any] | None = None,
-                   filename_provider: Any = None,
-                   pandas_json_args_fn: Callable[[], dict[str, Any]] | None = None,
-                   min_rows_per_file: int | None = None, max_rows_per_file: int | None = None,
-                   partition_cols: list[str] | None = None,
-                   ray_remote_args: dict[str, Any] | None = None,
-                   concurrency: int | None = None, num_rows_per_file: int | None = None,
-                   mode: Any = "append", **pandas_json_args: Any) -> None:
-        """Write JSON Lines files under ``path``."""
-        from engine.io.json_datasink import JSONDatasink
-
-        self.write_datasink(JSONDatasink(
-            path, pandas_json_args_fn=pandas_json_args_fn, pandas_json_args=pandas_json_args,
-            max_rows_per_file=max_rows_per_file, partition_cols=partition_cols,
-            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
-                                     filename_provider, min_rows_per_file,
-                                     num_rows_per_file, mode)))
-
-    def write_numpy(self, path: str, *, column: str, filesystem: Any = None,
-                    try_create_dir: bool = True,
-                    arrow_open_stream_args: dict[str, Any] | None = None,
-                    filename_provider: Any = None, min_rows_per_file: int | None = None,
-                    max_rows_per_file: int | None = None,
-                    ray_remote_args: dict[str, Any] | None = None,
-                    concurrency: int | None = None, num_rows_per_file: int | None = None,
-                    mode: Any = "append") -> None:
-        """Write ``column`` as ``.npy`` files under ``path``."""
-        from engine.io.numpy_datasink import NumpyDatasink
-
-        self.write_datasink(NumpyDatasink(
-            path, column, max_rows_per_file=max_rows_per_file,
-            **self._file_sink_kwargs(filesystem, try_create_dir, arrow_open_stream_args,
-                                     filename_provider, min_rows_per_file,
-                                     num_rows_per_file, mode)))
 
     # -- aggregates ----------------------------------------------------------------------
     def aggregate(self, *aggs: Any) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 # Modules every map task unpickles code from: imported once in the zygote, not per worker.
-_WORKER_PRELOAD = ("engine.physical.transform",)
+_WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate")
 
 _lock = threading.RLock()
 _cluster: Any = None

@@ -8,15 +8,17 @@ the pickled ``DataIterator`` (or the memory a ``fork`` child inherits). Only blo
 by path (inline blocks carry their bytes), exactly like a worker does.
 
 Protocol, one connection per pass over the iterator (a thread serves each connection):
-``("begin",)`` -> ``("epoch", number)``; then ``("next",)`` -> ``("block", location)``,
-``("end", None)`` or ``("error", exception)``. The consumer maps a block before it asks for
-the next one, so the server keeps only the last block it lent alive; a consumer that
-disconnects before its end is done with the epoch, like a thread that closed its iterator.
+``("begin", consumer_index)`` -> ``("epoch", number)``; then ``("next",)`` ->
+``("block", location)``, ``("end", None)`` or ``("error", exception)``. The consumer maps a
+block before it asks for the next one, so the server keeps only the last block it lent
+alive; a consumer that disconnects before its end is done with the epoch, like a thread
+that closed its iterator.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 import socket
@@ -24,13 +26,22 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterator
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import (
+    Client,
+    Connection,
+    Listener,
+    answer_challenge,
+    deliver_challenge,
+)
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
     from engine.streaming_split import SplitCoordinator
+
+logger = logging.getLogger(__name__)
 
 
 class SplitServer:
@@ -39,8 +50,9 @@ class SplitServer:
     def __init__(self, coordinator: SplitCoordinator, directory: str) -> None:
         self.address = os.path.join(directory, f"split-{uuid.uuid4().hex[:12]}.sock")
         self.authkey = os.urandom(32)
-        self._listener = Listener(self.address, family="AF_UNIX", backlog=64,
-                                  authkey=self.authkey)
+        # The handshake runs in each connection's thread: a peer that stalls in it must not
+        # keep the others from connecting.
+        self._listener = Listener(self.address, family="AF_UNIX", backlog=64)
         self._coordinator = weakref.ref(coordinator)
         self._stopped = threading.Event()
         self._pid = os.getpid()
@@ -51,16 +63,19 @@ class SplitServer:
         while not self._stopped.is_set():
             try:
                 conn = self._listener.accept()
-            except Exception:  # a peer that failed authentication, or the listener closed
+            except OSError as exc:  # the listener closed, or the process ran out of files
                 if self._stopped.is_set():
                     return
+                logger.warning("streaming_split: accepting a consumer failed: %s", exc)
+                self._stopped.wait(0.1)
                 continue
             coordinator = self._coordinator()
             if coordinator is None or self._stopped.is_set():
                 conn.close()
                 return
-            threading.Thread(target=_serve, args=(coordinator, conn), daemon=True,
-                             name="engine-split-consumer").start()
+            threading.Thread(target=_authenticate_and_serve, args=(coordinator, conn,
+                                                                   self.authkey),
+                             daemon=True, name="engine-split-consumer").start()
             del coordinator  # only connection threads keep the coordinator alive
 
     def stop(self) -> None:
@@ -84,6 +99,19 @@ def start_server(coordinator: SplitCoordinator) -> None:
     server = SplitServer(coordinator, store.dir)
     coordinator.server = server
     weakref.finalize(coordinator, server.stop)
+
+
+def _authenticate_and_serve(coordinator: SplitCoordinator, conn: Connection,
+                            authkey: bytes) -> None:
+    """Check the peer knows the key (both ways, as ``Listener(authkey=...)`` would), then
+    serve it; a peer that does not is dropped."""
+    try:
+        deliver_challenge(conn, authkey)
+        answer_challenge(conn, authkey)
+    except (AuthenticationError, EOFError, OSError):
+        conn.close()
+        return
+    _serve(coordinator, conn)
 
 
 def _serve(coordinator: SplitCoordinator, conn: Connection) -> None:

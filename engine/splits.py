@@ -10,10 +10,10 @@ other block is shared, not copied. Streaming to ``n`` consumers without material
 from __future__ import annotations
 
 import bisect
-import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine.arguments import check_count, check_seed
 from engine.streaming_split import DataIterator, streaming_split
 
 __all__ = ["DataIterator", "split", "split_at_indices", "split_proportionately",
@@ -68,10 +68,7 @@ def split_at_indices(ds: Dataset, indices: list[int]) -> list[MaterializedDatase
 def split(ds: Dataset, n: int, equal: bool) -> list[MaterializedDataset]:
     from engine.dataset import MaterializedDataset
 
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"split: n must be an int; got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"split: the number of splits must be positive; got {n}")
+    check_count(n, "split")
     mat = ds.materialize()
     refs = mat._refs
     total = sum(r.num_rows for r in refs)
@@ -141,9 +138,7 @@ def train_test_split(ds: Dataset, test_size: float | int, shuffle: bool,
     if isinstance(test_size, float) and not 0 < test_size < 1:
         raise ValueError(f"train_test_split: a float test_size must be in (0, 1); got "
                          f"{test_size}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"train_test_split: seed must be an int or None; got "
-                        f"{type(seed).__name__}")
+    seed = check_seed(seed, "train_test_split")
     if shuffle:
         ds = ds.random_shuffle(seed=seed)
     mat = ds.materialize()

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.arguments import check_count
 from engine.iteration import BatchIterable
 
 if TYPE_CHECKING:
@@ -185,6 +186,10 @@ class SplitCoordinator:
         epoch.queues[target].append(ref)
         epoch.assigned[target] += ref.num_rows
         if epoch.stopped[target]:
+            # Its share is still counted (the others get exactly theirs, as in Ray Data),
+            # but only its latest block is kept, for the final top-up: the rest is freed.
+            while len(epoch.queues[target]) > 1:
+                epoch.queues[target].popleft()
             _mark_spillable(ref)
         if epoch.closed:  # every consumer stopped while this pull ran
             self._close_source(epoch)
@@ -193,6 +198,9 @@ class SplitCoordinator:
         epoch.done[index] = True
         if stopped:
             epoch.stopped[index] = True
+            if self.equal:  # see _pull: only the latest block stays, for the top-up
+                while len(epoch.queues[index]) > 1:
+                    epoch.queues[index].popleft()
             for ref in epoch.queues[index]:
                 _mark_spillable(ref)
             if epoch.final is not None:
@@ -322,10 +330,7 @@ def _remote_iterator(index: int, address: str, authkey: bytes) -> DataIterator:
 
 def streaming_split(ds: Dataset, n: int, equal: bool) -> list[DataIterator]:
     """``n`` iterators over one execution per epoch of ``ds`` (see the module docstring)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"streaming_split: n must be an int; got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"streaming_split: n must be a positive int; got {n!r}")
+    check_count(n, "streaming_split")
     from engine.split_transport import start_server
 
     coordinator = SplitCoordinator(ds, n, equal)

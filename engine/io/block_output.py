@@ -40,8 +40,8 @@ class BlockOutputBuffer:
             return
         if self._pending and not self._pending[0].schema.equals(table.schema):
             yield from self._flush()
-        if self._pending_bytes + table.nbytes > self.max_bytes:
-            yield from self._flush()
+        if table.nbytes >= self.min_bytes or self._pending_bytes + table.nbytes > self.max_bytes:
+            yield from self._flush()  # a table big enough alone is never concatenated
         if table.nbytes > self.max_bytes:
             pieces = split_by_size(table, self.max_bytes)
             for piece in pieces[:-1]:

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from engine.io.exceptions import DestinationExistsError
 from engine.io.filename_provider import FilenameProvider, numbered, task_filename
-from engine.io.filesystem import resolve_filesystem
+from engine.io.filesystem import check_reachable_from_workers, resolve_filesystem
 from engine.io.interfaces import Datasink, TaskContext, WriteResult
 from engine.io.partitioning import HIVE_NULL
 from engine.io.save_mode import SaveMode
@@ -130,6 +130,10 @@ class FileDatasink(Datasink):
         return self.min_rows_per_file
 
     # -- driver side ----------------------------------------------------------------------
+    def check_reachable_from_workers(self) -> None:
+        """Raise ``ValueError`` if worker processes cannot write where this sink writes."""
+        check_reachable_from_workers(self._fs, self._fs.display(self.path))
+
     def on_write_start(self, schema: pa.Schema | None = None) -> None:
         checks = self.mode in (SaveMode.ERROR, SaveMode.CREATE, SaveMode.IGNORE)
         exists = checks and self._fs.has_files(self.path)

@@ -8,6 +8,7 @@ from worker tasks and commits in the driver.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +133,8 @@ class Datasink:
 
     def on_write_start(self, schema: pa.Schema | None = None) -> None:
         """Runs once in the driver before any write; ``schema`` is the data's schema when
-        known without executing (Ray 2.60 passes it too), else None."""
+        known without executing (Ray 2.60 passes it too), else None. A subclass may also
+        define it without the argument (older Ray Data sinks do)."""
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
         raise NotImplementedError
@@ -147,3 +149,15 @@ class Datasink:
     def min_rows_per_write(self) -> int | None:
         """Blocks are bundled so each write task receives at least this many rows."""
         return None
+
+
+def start_write(datasink: Datasink, schema: pa.Schema | None) -> None:
+    """Call ``datasink.on_write_start``, with ``schema`` where the sink takes an argument."""
+    try:
+        takes_schema = bool(inspect.signature(datasink.on_write_start).parameters)
+    except (TypeError, ValueError):  # no signature to read: pass what Ray passes
+        takes_schema = True
+    if takes_schema:
+        datasink.on_write_start(schema)
+    else:
+        datasink.on_write_start()  # type: ignore[call-arg]

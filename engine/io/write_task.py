@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.io.interfaces import Datasink, TaskContext, WriteResult
+from engine.io.interfaces import Datasink, TaskContext, WriteResult, start_write
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def write_blocks(datasink: Datasink, tasks: Iterable[Iterable[pa.Table]],
                  write_uuid: str | None = None) -> WriteResult:
     """Run a whole write in this process: start, one task per item of ``tasks``, then
     complete (or ``on_write_failed`` and re-raise)."""
-    datasink.on_write_start()
+    start_write(datasink, None)
     kwargs = {"write_uuid": write_uuid} if write_uuid else {}
     try:
         results = [run_write_task(datasink, blocks, TaskContext(task_idx=i, kwargs=kwargs))

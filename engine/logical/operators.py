@@ -163,6 +163,7 @@ class RowUdfMap(AbstractMap):
     cpus: float = 1.0
     gpus: float = 0.0
     memory: float | None = None
+    max_retries: int | None = None
 
     @property
     def compute(self) -> ComputeStrategy:
@@ -294,7 +295,10 @@ class FusedMap(AbstractMap):
     def max_retries(self) -> int | None:
         """The strictest retry limit a fused step asked for (None: the context's)."""
         asked = [r for op in self.ops if (r := getattr(op, "max_retries", None)) is not None]
-        return min(asked) if asked else None
+        if not asked:
+            return None
+        finite = [r for r in asked if r >= 0]  # -1 retries forever: the loosest of all
+        return min(finite) if finite else -1
 
     @property
     def row_preserving(self) -> bool:

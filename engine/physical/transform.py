@@ -358,15 +358,12 @@ class ProjectStep(Step):
             yield self.project_block(table)
 
     def project_block(self, table: pa.Table) -> pa.Table:
-        """``project``, except that a block with no rows never fails: it often has no
-        columns at all (``from_items([])``), and there is nothing to check (as in Ray Data,
-        ``select_columns`` of an empty dataset gives an empty dataset)."""
-        if table.num_rows:
-            return self.project(table)
-        try:
-            return self.project(table)
-        except (ValueError, KeyError, TypeError, pa.ArrowException):
-            return table.select([])
+        """``project``, except that an empty block without columns (``from_items([])``: no
+        schema to check against) passes as it is; as in Ray Data, ``select_columns`` of such
+        a dataset gives an empty dataset. Any other block is checked as written."""
+        if not table.num_rows and not table.num_columns:
+            return table
+        return self.project(table)
 
     def project(self, table: pa.Table) -> pa.Table:
         if self.exprs:

@@ -43,24 +43,38 @@ def _dumps(obj: Any) -> bytes:
         return buffer.getvalue()
 
 
-class _WithSysPath:
-    """Unpickles to the object inside, once the driver's import paths are on sys.path."""
+class _SysPathHook:
+    """Unpickles to ``None`` after putting the driver's import paths on ``sys.path``."""
 
-    def __init__(self, paths: list[str], payload: bytes) -> None:
+    def __init__(self, paths: list[str]) -> None:
         self.paths = paths
-        self.payload = payload
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_load_with_sys_path, (self.paths, self.payload))
+        return (_extend_sys_path, (self.paths,))
 
 
-def _load_with_sys_path(paths: list[str], payload: bytes) -> Any:
+class _AfterSysPath:
+    """Pickles ``obj`` behind a :class:`_SysPathHook`: arguments are unpickled in order, so
+    the paths are in place before anything ``obj`` imports (one pickling, not two)."""
+
+    def __init__(self, paths: list[str], obj: Any) -> None:
+        self.paths = paths
+        self.obj = obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_second, (_SysPathHook(self.paths), self.obj))
+
+
+def _extend_sys_path(paths: list[str]) -> None:
     missing = [p for p in paths if p not in sys.path]
     sys.path.extend(missing)  # appended: never shadows what the worker already imports
-    return cloudpickle.loads(payload)
+
+
+def _second(_: Any, obj: Any) -> Any:
+    return obj
 
 
 def dumps_code(obj: Any) -> bytes:
     """Like ``cloudpickle.dumps(obj)`` (``pickle.loads`` reads it back), keeping the file
     names of code pickled by value and carrying the driver's current ``sys.path``."""
-    return _dumps(_WithSysPath([p for p in sys.path if p], _dumps(obj)))
+    return _dumps(_AfterSysPath([p for p in sys.path if p], obj))

@@ -292,3 +292,15 @@ def test_empty_batches_reach_no_udf():
     calls = ed.range(10).filter(lambda r: False).map_batches(
         lambda b: {"n": np.array([len(b["id"])])})
     assert calls.take_all() == []
+
+
+def test_projections_of_empty_datasets():
+    # Without columns there is nothing to check against: an empty result, as in Ray Data.
+    assert ed.from_items([]).select_columns(["id"]).take_all() == []
+    # With a schema, a projection is still checked as written: no rows is no excuse.
+    empty = ed.range(10).filter(expr=ed.col("id") > 100)
+    assert empty.select_columns(["id"]).take_all() == []
+    with pytest.raises(ValueError, match=r"column\(s\) \['typo'\] not found"):
+        empty.select_columns(["typo"]).take_all()
+    with pytest.raises(TypeError, match="cannot evaluate"):
+        empty.with_column("z", ed.col("id") + ed.lit("x")).take_all()

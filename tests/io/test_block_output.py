@@ -48,3 +48,11 @@ def test_schemas_are_never_mixed_and_an_empty_read_keeps_its_schema():
     assert [b.schema.names for b in blocks] == [["id"], ["x"]]
     (empty,) = _drain(BlockOutputBuffer(max_bytes=8000), [_table(0)])
     assert empty.num_rows == 0 and empty.schema.names == ["id"]
+
+
+def test_a_big_table_after_small_ones_is_not_concatenated_with_them():
+    small, big = _table(30), _table(200, 30)
+    blocks = _drain(BlockOutputBuffer(max_bytes=8000, min_bytes=800), [small, big])
+    assert [b.num_rows for b in blocks] == [30, 200]
+    assert blocks[1]["id"].chunk(0).buffers()[1].address == \
+        big["id"].chunk(0).buffers()[1].address

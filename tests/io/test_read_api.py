@@ -35,6 +35,7 @@ from engine.errors import DatasetReadError
 from engine.io.exceptions import SchemaMismatchError
 from engine.io.file_datasource import group_contiguous
 from engine.io.partitioning import Partitioning
+from engine.logical import operators as lo
 
 
 class LoggingFileSystem(LocalFileSystem):
@@ -367,6 +368,24 @@ def test_select_and_filter_push_into_the_parquet_read(tmp_path, fresh_context):
     assert {os.path.basename(p) for p, _ in unpushed} == {"f0.parquet", "f1.parquet"}
     # ...and two of four columns in one of eight row groups is far fewer bytes.
     assert sum(n for _, n in pushed) * 8 < sum(n for _, n in unpushed)
+
+
+def test_aggregates_and_expressions_read_only_their_columns(tmp_path):
+    frame = _sorted_wide(tmp_path / "d")
+    log = str(tmp_path / "reads.log")
+    ds = ed.read_parquet(str(tmp_path / "d"), filesystem=LoggingFileSystem(log))
+    derived = ds.filter(expr=ed.col("id") >= 2000).with_column("s", ed.col("a") + ed.col("b"))
+    summed = derived._with(lo.PartialAggregate(derived._dag, aggs=(ed.Sum("s"), ed.Count())))
+    assert "ReadParquet[columns=['a', 'b'], filter=(id >= 2000)]" in summed.explain()
+    kept = frame[frame.id >= 2000]
+    assert derived.sum("s") == pytest.approx(float((kept.a + kept.b).sum()), rel=1e-12)
+    narrow = sum(n for _, n in _log(log, workers_only=True))
+    os.remove(log)
+    assert derived.count() == len(kept)
+    os.remove(log)
+    assert _rows(ds.filter(expr=ed.col("id") >= 2000)) == kept.to_dict("records")
+    full = sum(n for _, n in _log(log, workers_only=True))
+    assert narrow < 0.8 * full  # the string column "c" is never read
 
 
 def test_partition_filter_reads_only_matching_directories(tmp_path):

@@ -204,20 +204,30 @@ def test_failed_write_leaves_no_file_and_overwrite_keeps_the_old_ones(tmp_path):
     assert _ids(ed.read_csv(out)) == [0, 1, 2]
 
 
-def _slow_zero_or_fail_on_seven(batch):
-    if 0 in batch["id"]:
-        time.sleep(0.5)  # ordering only: this task commits after its sibling failed
+def _zero_after_seven_failed(batch, marks):
+    """Task 1 leaves a mark and fails; task 0 waits for the mark, then goes on to write
+    (and commit) its file after its sibling's failure: a handshake, not a race."""
+    if 7 in batch["id"]:
+        open(os.path.join(marks, "failing"), "w").close()
+    elif 0 in batch["id"]:
+        deadline = time.monotonic() + 60  # a bound, so a broken handshake cannot hang
+        while not os.path.exists(os.path.join(marks, "failing")) and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)
+        open(os.path.join(marks, "zero-writes"), "w").close()
     return _fail_on_seven(batch)
 
 
 def test_failed_write_cleans_up_after_its_running_tasks_have_stopped(tmp_path):
-    # Task 0 is still writing when task 1 fails; its files, committed after the failure
-    # was seen, must be cleaned up too.
-    out = str(tmp_path / "out")
-    ds = ed.range(10, override_num_blocks=2).map_batches(_slow_zero_or_fail_on_seven)
+    # Task 0 is still running when task 1 fails; the file it commits after the failure was
+    # seen must be cleaned up too, before write_parquet returns.
+    out, marks = str(tmp_path / "out"), str(tmp_path / "marks")
+    os.mkdir(marks)
+    ds = ed.range(10, override_num_blocks=2).map_batches(_zero_after_seven_failed,
+                                                          fn_kwargs={"marks": marks})
     with pytest.raises(ValueError, match="bad row 7"):
         ds.write_parquet(out)
-    time.sleep(0.7)  # give a straggler the time to (wrongly) commit
+    assert os.path.exists(os.path.join(marks, "zero-writes"))  # task 0 went on to write
     assert not os.path.exists(out) or _files(out) == []
 
 
@@ -373,3 +383,32 @@ def test_csv_of_nested_columns_is_an_error_naming_them(tmp_path):
     ds.write_json(str(tmp_path / "json"))  # JSON holds them
     assert ed.read_json(str(tmp_path / "json")).take_all() == [
         {"id": 1, "tags": [1, 2], "meta": {"k": "v"}}]
+
+
+class _OlderStyleSink(Datasink):
+    """A sink written for older Ray Data: ``on_write_start`` takes no schema, and it keeps
+    a filesystem in ``_fs`` (a name the engine's own file sinks use too)."""
+
+    def __init__(self, log_path):
+        import fsspec
+
+        self._fs = fsspec.filesystem("file")
+        self.log_path = log_path
+
+    def on_write_start(self):
+        with self._fs.open(self.log_path, "a") as f:
+            f.write("start\n")
+
+    def write(self, blocks, ctx):
+        return sum(b.num_rows for b in blocks)
+
+    def on_write_complete(self, write_result):
+        with self._fs.open(self.log_path, "a") as f:
+            f.write(f"complete {sum(write_result.write_returns)}\n")
+
+
+def test_custom_datasink_without_a_schema_argument_or_with_its_own_fs(tmp_path):
+    log = str(tmp_path / "log")
+    ed.range(25, override_num_blocks=5).write_datasink(_OlderStyleSink(log))
+    with open(log) as f:
+        assert f.read().splitlines() == ["start", "complete 25"]

@@ -150,6 +150,17 @@ def test_capped_task_map_fuses_into_actor_pool_of_the_same_size():
     assert not isinstance(dag, lo.FusedMap)
 
 
+@pytest.mark.parametrize("limits, fused", [
+    ((None, None), None), ((3, None), 3), ((-1, 0), 0), ((2, 5), 2), ((-1, -1), -1),
+    ((None, -1), -1)])
+def test_a_fused_stage_keeps_the_strictest_retry_limit(limits, fused):
+    """-1 retries forever: it is the loosest limit, never the strictest."""
+    up, down = limits
+    dag = fuse(batches(batches(source(), max_retries=up), max_retries=down))
+    assert isinstance(dag, lo.FusedMap)
+    assert dag.max_retries == fused
+
+
 def test_read_fuses_into_following_task_map():
     dag = fuse(batches(read()))
     assert isinstance(dag, lo.FusedMap)

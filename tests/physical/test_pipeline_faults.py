@@ -76,11 +76,22 @@ def test_actor_killed_mid_pipeline_is_restarted_and_result_is_exact(tmp_path):
     assert ds.sum("twice") == N * (N - 1)  # re-executes; the marker keeps it alive
 
 
-def test_worker_killed_with_no_retries_left_fails_clearly(tmp_path):
+def _row_or_die(row, marker):
+    if row["id"] == N // 2 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return row
+
+
+@pytest.mark.parametrize("call", ["map_batches", "map"])
+def test_worker_killed_with_no_retries_left_fails_clearly(tmp_path, call):
     marker = str(tmp_path / "died")
-    ds = (ed.range(N, override_num_blocks=BLOCKS)
-          .map_batches(_double_or_die, fn_kwargs={"marker": marker}, batch_size=5000,
-                       max_retries=0))
+    ds = ed.range(N, override_num_blocks=BLOCKS)
+    if call == "map_batches":
+        ds = ds.map_batches(_double_or_die, fn_kwargs={"marker": marker}, batch_size=5000,
+                            max_retries=0)
+    else:  # max_retries comes among the remote args, as in Ray Data
+        ds = ds.map(_row_or_die, fn_kwargs={"marker": marker}, max_retries=0)
     with pytest.raises(WorkerCrashedError, match="died"):
         ds.materialize()
     # The cluster replaced the worker and keeps working.

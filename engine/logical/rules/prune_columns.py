@@ -1,15 +1,20 @@
-"""PruneColumns: drop columns nobody reads before an expression filter copies them.
+"""PruneUnusedColumns: read and copy only the columns a plan uses.
 
-A filter copies every column of the rows it keeps. When what sits above it uses only some
-columns (a ``select_columns``, or built-in aggregations such as ``count``/``sum``), and
-everything in between is expression work whose columns are known (``filter(expr=...)``,
-``with_column``), a ``PruneColumns`` below the lowest such filter keeps only the columns
-still needed. It keeps those a block has and never fails: a missing column is still
-reported by the operator that uses it, as written. It then fuses with the maps around it.
+When an operator uses only some columns (a ``select_columns``, or built-in aggregations
+such as ``count``/``sum``) and everything between it and its source is expression work
+whose columns are known (``filter(expr=...)``, ``with_column``):
+
+- over a read that can prune columns (parquet), the read fetches just the columns still
+  needed (``explain()`` shows them);
+- elsewhere, where a filter would copy every column of the rows it keeps, a
+  ``PruneColumns`` below the lowest filter keeps only those columns. A block that lacks one
+  of them passes whole, so a missing column is still reported by the operator that uses
+  it, as written. It fuses with the maps around it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from engine.logical.operators import (
@@ -18,6 +23,7 @@ from engine.logical.operators import (
     PartialAggregate,
     Project,
     PruneColumns,
+    Read,
 )
 from engine.logical.plan import LogicalPlan, transform_dag
 
@@ -57,7 +63,22 @@ def _is_expression_only(op: LogicalOperator) -> bool:
             and not op.udf_columns)
 
 
+def _project_read(read: Read, needed: set[str]) -> Read | None:
+    """``read`` fetching only ``needed``, or None when it cannot or need not change."""
+    if not read.datasource.supports_projection_pushdown():
+        return None
+    schema = read.datasource.schema()
+    if schema is None or not needed <= set(schema.names):
+        return None  # unknown columns: let the operator that uses them fail as written
+    if set(schema.names) <= needed:
+        return None  # nothing left to drop (also: already pushed)
+    columns = [n for n in schema.names if n in needed]
+    return replace(read, datasource=read.datasource.apply_projection(columns))
+
+
 class PruneUnusedColumns:
+    """Read only the columns a plan uses, and filter only those (see the module)."""
+
     def apply(self, plan: LogicalPlan) -> LogicalPlan:
         def prune(op: LogicalOperator) -> LogicalOperator:
             needed = _consumer_needs(op)
@@ -75,11 +96,18 @@ class PruneUnusedColumns:
                 else:
                     needed = _through_exprs(needed, node.exprs)
                 node = node.inputs[0]
-            if not any(isinstance(c, Filter) for c in chain):
+            rebuilt: LogicalOperator
+            if isinstance(node, Read):
+                projected = _project_read(node, needed)
+                if projected is None:
+                    return op
+                rebuilt = projected
+            elif not any(isinstance(c, Filter) for c in chain):
                 return op  # nothing below copies columns: a final select is zero-copy
-            if isinstance(node, PruneColumns) and set(node.keep) == needed:
+            elif isinstance(node, PruneColumns) and set(node.keep) == needed:
                 return op  # already pruned
-            rebuilt: LogicalOperator = PruneColumns(input=node, keep=tuple(sorted(needed)))
+            else:
+                rebuilt = PruneColumns(input=node, keep=tuple(sorted(needed)))
             for step in reversed(chain):
                 rebuilt = step.with_inputs(rebuilt)
             return op.with_inputs(rebuilt)
