@@ -44,7 +44,18 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
         address: Only ``None``/``"local"`` is supported: an embedded cluster on this machine.
         object_store_memory: The block store's budget in bytes (default:
             ``DataContext.memory_budget``).
+
+    Like ``ray.init()``, it returns once the workers are up, so what runs next does not
+    wait for them (a consuming call that starts the cluster implicitly does not block).
     """
+    cluster = _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory)
+    if not cluster.wait_ready():
+        logger.warning("engine.init: not every worker started within 30 s; going on")
+    return cluster
+
+
+def _start(num_cpus: int | None, num_gpus: int | None, address: str | None,
+           ignore_reinit_error: bool, object_store_memory: int | None) -> Any:
     global _cluster, _zygote
     if address not in (None, "local", "auto"):
         raise ValueError(f"address={address!r}: only an embedded local cluster is supported "
@@ -73,7 +84,7 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
 def get_cluster() -> Any:
     """The running cluster, started implicitly on first use."""
     with _lock:
-        return _cluster if _cluster is not None else init()
+        return _cluster if _cluster is not None else _start(None, None, None, True, None)
 
 
 def is_initialized() -> bool:

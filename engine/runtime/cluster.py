@@ -215,6 +215,17 @@ class LocalCluster:
             return {"CPU": max(0.0, self.num_cpus - actor_cpus),
                     "GPU": float(len(self._free_gpus))}
 
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Block until every task worker has started (forked, connected, said READY);
+        return whether they all did within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = list(self._workers.values())
+            if sum(1 for w in workers if w.actor_id is None and w.ready) >= self.num_cpus:
+                return True
+            time.sleep(0.005)
+        return False
+
     def worker_pids(self) -> list[int]:
         return [w.pid for w in list(self._workers.values())]
 

@@ -296,5 +296,8 @@ def test_aggregates_equal_pandas(df: pd.DataFrame, blocks: int, ignore_nulls: bo
     assert len(result["unique(i)"]) == len(want_unique)
     assert set(result["unique(i)"]) == want_unique
     if len(df):
-        assert ds.sum(["i", "f"], ignore_nulls=ignore_nulls) == \
-            {"sum(i)": result["sum(i)"], "sum(f)": result["sum(f)"]}
+        # Another execution: partial sums may merge in another order, so floats are close,
+        # not equal, to the bit.
+        sums = ds.sum(["i", "f"], ignore_nulls=ignore_nulls)
+        assert set(sums) == {"sum(i)", "sum(f)"} and sums["sum(i)"] == result["sum(i)"]
+        assert _close(sums["sum(f)"], result["sum(f)"])
