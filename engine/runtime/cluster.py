@@ -219,12 +219,13 @@ class LocalCluster:
         """Block until every task worker has started (forked, connected, said READY);
         return whether they all did within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             workers = list(self._workers.values())
             if sum(1 for w in workers if w.actor_id is None and w.ready) >= self.num_cpus:
                 return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.005)
-        return False
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in list(self._workers.values())]

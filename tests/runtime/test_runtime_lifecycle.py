@@ -149,3 +149,16 @@ def test_driver_killed_takes_workers_and_zygote_with_it(rt, tmp_path):
         assert os.path.isdir(store.dir)
     finally:
         store.close()
+
+
+def test_init_returns_once_every_task_worker_is_up():
+    import engine as ed
+
+    ed.shutdown()
+    try:
+        cluster = ed.init(num_cpus=2)
+        workers = [w for w in cluster._workers.values() if w.actor_id is None]
+        assert len(workers) == 2 and all(w.ready for w in workers)
+        assert cluster.wait_ready(timeout=0)
+    finally:
+        ed.shutdown()
