@@ -615,6 +615,7 @@ class MaterializedDataset(Dataset):
                     store.mark_spillable(ref.block_id)
 
     def num_blocks(self) -> int:
+        """The number of blocks it holds."""
         return len(self._refs)
 
     def stats(self) -> str:
@@ -625,15 +626,19 @@ class MaterializedDataset(Dataset):
         return format_stats(ex.summary() if ex is not None else None)
 
     def count(self) -> int:
+        """The number of rows, from the blocks' metadata (nothing runs)."""
         return sum(r.num_rows for r in self._refs)
 
     def size_bytes(self) -> int:
+        """Bytes its blocks take in the store."""
         return sum(r.size_bytes for r in self._refs)
 
     def materialize(self) -> MaterializedDataset:
+        """Itself: its blocks already exist."""
         return self
 
     def to_arrow_refs(self) -> list[Any]:
+        """References to its blocks (``engine.get(refs)`` reads them as Arrow tables)."""
         return list(self._refs)
 
 

@@ -88,6 +88,7 @@ def get_cluster() -> Any:
 
 
 def is_initialized() -> bool:
+    """Whether the embedded cluster is running (``ray.is_initialized()``)."""
     return _cluster is not None
 
 
