@@ -78,7 +78,7 @@ def check_max_retries(max_retries: Any, what: str) -> None:
 def row_udf_fields(what: str, fn: Any, compute: Any, concurrency: Any, fn_args: Any,
                     fn_kwargs: Any, fn_constructor_args: Any, fn_constructor_kwargs: Any,
                     num_cpus: float | None, remote_args: dict[str, Any]) -> dict[str, Any]:
-    """The logical fields of ``map``/``flat_map``/``filter(fn)`` (see ``lo.RowUdfMap``);
+    """The logical fields of ``map``/``flat_map``/``filter(fn)`` (see ``lo.UdfMap``);
     ``num_gpus``, ``memory`` and ``max_retries`` come, as in Ray Data, among the remote args
     (others, such as ``scheduling_strategy``, mean nothing on one machine)."""
     check_udf_args(what, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)

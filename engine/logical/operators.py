@@ -115,43 +115,10 @@ class AbstractMap(LogicalOperator):
 
 
 @dataclass(frozen=True, eq=False)
-class MapBatches(AbstractMap):
-    fn: Any = None
-    batch_size: int | None = None
-    batch_format: str = "default"
-    zero_copy_batch: bool = False
-    fn_args: tuple[Any, ...] = ()
-    fn_kwargs: dict[str, Any] = field(default_factory=dict)
-    fn_constructor_args: tuple[Any, ...] = ()
-    fn_constructor_kwargs: dict[str, Any] = field(default_factory=dict)
-    strategy: ComputeStrategy = TASKS
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory: float | None = None
-    max_retries: int | None = None
-    udf_name: str = "map_batches"
-
-    @property
-    def name(self) -> str:
-        return f"MapBatches({self.udf_name})"
-
-    @property
-    def compute(self) -> ComputeStrategy:
-        return self.strategy
-
-    @property
-    def num_cpus(self) -> float:
-        return self.cpus
-
-    @property
-    def num_gpus(self) -> float:
-        return self.gpus
-
-
-@dataclass(frozen=True, eq=False)
-class RowUdfMap(AbstractMap):
-    """Fields shared by the row-wise UDF maps (``map``, ``flat_map``, ``filter(fn)``): a
-    function, or a callable class built once per actor with the constructor arguments."""
+class UdfMap(AbstractMap):
+    """Fields shared by the maps that run a user's function (``map_batches``, ``map``,
+    ``flat_map``, ``filter(fn)``): a function, or a callable class built once per actor
+    with the constructor arguments, and the resources a task or actor asks for."""
 
     fn: Any = None
     udf_name: str = "udf"
@@ -179,7 +146,19 @@ class RowUdfMap(AbstractMap):
 
 
 @dataclass(frozen=True, eq=False)
-class MapRows(RowUdfMap):
+class MapBatches(UdfMap):
+    udf_name: str = "map_batches"
+    batch_size: int | None = None
+    batch_format: str = "default"
+    zero_copy_batch: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"MapBatches({self.udf_name})"
+
+
+@dataclass(frozen=True, eq=False)
+class MapRows(UdfMap):
     udf_name: str = "map"
 
     @property
@@ -192,7 +171,7 @@ class MapRows(RowUdfMap):
 
 
 @dataclass(frozen=True, eq=False)
-class FlatMap(RowUdfMap):
+class FlatMap(UdfMap):
     udf_name: str = "flat_map"
 
     @property
@@ -201,7 +180,7 @@ class FlatMap(RowUdfMap):
 
 
 @dataclass(frozen=True, eq=False)
-class Filter(RowUdfMap):
+class Filter(UdfMap):
     """Keep rows where ``fn(row)`` is true, or where the expression ``expr`` is true."""
 
     expr: Any = None
