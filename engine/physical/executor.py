@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.context import DataContext
-from engine.physical.interfaces import PhysicalOperator, item_bytes
+from engine.physical.interfaces import PhysicalOperator, item_bytes, wait_all
 from engine.physical.progress import ProgressBars
 from engine.runtime.cluster import LocalCluster
 from engine.runtime.refs import BlockRef
@@ -135,7 +135,7 @@ class StreamingExecutor:
         busy = sum(o.num_busy for o in pools)
         if busy == 0:
             return True
-        if busy >= min(self.cluster.num_cpus, self.cpu_limit):
+        if busy >= self.cpu_limit:  # already capped by the cluster's CPUs
             return False
         busy_cpus = sum(o.num_busy * getattr(o, "num_cpus", 1.0) for o in pools)
         return busy_cpus + getattr(op, "num_cpus", 1.0) <= self.cpu_limit
@@ -254,12 +254,7 @@ class StreamingExecutor:
     def wait_stopped(self, timeout: float | None = None) -> bool:
         """Block until every task cancelled when the execution stopped has ended in its
         worker; return whether all have (a write task keeps writing until then)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for op in self.ops:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not op.wait_stopped(left):
-                return False
-        return True
+        return wait_all([op.wait_stopped for op in self.ops], timeout)
 
     # ------------------------------------------------------------------ stats
     def summary(self) -> dict[str, Any]:

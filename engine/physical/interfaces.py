@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,17 @@ def item_rows(item: Any) -> int:
 def item_bytes(item: Any) -> int:
     """Bytes an item holds in the store (inline blocks and values count too)."""
     return int(getattr(item, "size_bytes", 0) or 0)
+
+
+def wait_all(waits: list[Callable[[float | None], bool]], timeout: float | None) -> bool:
+    """Call each ``wait(timeout_left)`` in turn within one overall ``timeout`` (None: no
+    limit); return whether every one succeeded."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for wait in waits:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not wait(left):
+            return False
+    return True
 
 
 @dataclass

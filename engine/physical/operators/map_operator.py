@@ -7,12 +7,11 @@ waiting for credits), and keep output order when ``preserve_order`` is set.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import user_code_error
-from engine.physical.interfaces import PhysicalOperator, item_bytes, item_rows
+from engine.physical.interfaces import PhysicalOperator, item_bytes, item_rows, wait_all
 from engine.physical.transform import MapActor, MapTransformer, call_map_actor
 from engine.runtime.handles import RemoteError
 
@@ -158,12 +157,7 @@ class MapOperator(PhysicalOperator):
         raise NotImplementedError
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for handle in self._stopped:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not handle.wait(left):
-                return False
-        return True
+        return wait_all([handle.wait for handle in self._stopped], timeout)
 
     def _task_idx(self) -> int:
         idx = self._next_task_idx
