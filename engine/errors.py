@@ -49,16 +49,38 @@ class UDFOutputError(EngineError, TypeError, ValueError):
     """
 
 
-class WorkerCrashedError(EngineError):
+class SystemException(EngineError):
+    """A failure of the system, not of user code: a dead worker or actor, a lost block, a
+    full disk in a block write or a spill, the runtime itself failing.
+
+    Tasks are retried on these within ``max_retries``; they are never reported as the UDF's
+    error and never counted against ``max_errored_blocks``.
+    """
+
+
+class WorkerCrashedError(SystemException):
     """A worker process died while running a task, and the task ran out of retries."""
 
 
-class ActorDiedError(EngineError):
+class ActorDiedError(SystemException):
     """An actor process died and could not be restarted within ``max_restarts``."""
 
 
-class ObjectLostError(EngineError):
+class ObjectLostError(SystemException):
     """A block's file is gone and it cannot be rebuilt."""
+
+
+class StoreWriteError(SystemException):
+    """A block could not be written to the store or spilled to disk (disk full, I/O error)."""
+
+
+class RuntimeFailedError(SystemException):
+    """The runtime's own thread failed; every call waiting on it fails with this."""
+
+
+class ExecutionTimeoutError(EngineError, TimeoutError):
+    """An execution made no progress for ``DataContext.execution_no_progress_timeout_s``;
+    the message names each operator's state."""
 
 
 class ResourceUnavailableError(EngineError, ValueError):
