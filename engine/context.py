@@ -66,6 +66,10 @@ class DataContext:
         optimizer_enabled: Turn all logical optimizer rules off (for debugging and tests).
         inline_block_max_bytes: Blocks up to this size travel inline in messages instead of
             being written to shared memory.
+        execution_no_progress_timeout_s: Seconds an execution may go without any operator
+            taking in, producing or finishing anything (time spent waiting on the consumer
+            does not count) before it fails with ``ExecutionTimeoutError`` naming each
+            operator's state. ``-1`` disables the check.
     """
 
     target_max_block_size: int = 128 * MiB
@@ -85,6 +89,7 @@ class DataContext:
     max_retries: int = 3
     enable_tensor_extension_casting: bool = True
     use_push_based_shuffle: bool = False
+    execution_no_progress_timeout_s: float = 30 * 60
     extra: dict[str, Any] = field(default_factory=dict)
 
     _lock: ClassVar[threading.Lock] = threading.Lock()

@@ -34,6 +34,7 @@ from engine.iteration import BatchIterable
 from engine.logical import operators as lo
 from engine.logical.optimizer import optimize
 from engine.logical.plan import LogicalPlan
+from engine.runtime.interfaces import ValueOutput, is_block
 from engine.schema import Schema
 
 if TYPE_CHECKING:
@@ -298,18 +299,18 @@ class Dataset(DatasetWrites, BatchIterable):
         return list(self.iter_internal_refs())
 
     def _tables(self) -> list[pa.Table]:
-        return [ref.get() for ref in self._collect() if hasattr(ref, "num_rows")]
+        return [ref.get() for ref in self._collect() if is_block(ref)]
 
     def materialize(self) -> MaterializedDataset:
         """Execute and keep every block in the store; returns a ``MaterializedDataset``."""
-        refs = [r for r in self._collect() if hasattr(r, "num_rows")]
+        refs = [r for r in self._collect() if is_block(r)]
         ds = MaterializedDataset(refs, input_files=self.input_files())
         ds._last_executor = ds._production_executor = self._last_executor
         return ds
 
     # =============================================================== consumption
     def _block_refs(self) -> Iterator[Any]:
-        return (r for r in self.iter_internal_refs() if hasattr(r, "num_rows"))
+        return (r for r in self.iter_internal_refs() if is_block(r))
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows, as dicts."""
@@ -504,9 +505,8 @@ class Dataset(DatasetWrites, BatchIterable):
         states = init_states(agg_list)
         ds = self._with(op)
         for item in ds.iter_internal_refs():
-            value = getattr(item, "value", None)
-            if value is not None and hasattr(value, "states"):
-                states = merge_states(agg_list, states, value.states)
+            if isinstance(item, ValueOutput) and item.value is not None:
+                states = merge_states(agg_list, states, item.value.states)
         if not isinstance(self, MaterializedDataset):  # keeps the stats of its production
             self._last_executor = ds._last_executor
         return finalize_states(agg_list, states)
@@ -609,10 +609,9 @@ class MaterializedDataset(Dataset):
         # (re-reading the blocks afterwards runs no operator worth reporting).
         self._production_executor: StreamingExecutor | None = None
         if session.is_initialized():
-            store = session.get_cluster().store
+            cluster = session.get_cluster()
             for ref in self._refs:
-                if getattr(ref, "in_store", False):
-                    store.mark_spillable(ref.block_id)
+                cluster.keep(ref)
 
     def num_blocks(self) -> int:
         """The number of blocks it holds."""

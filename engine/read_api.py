@@ -130,7 +130,7 @@ def from_arrow(tables: pa.Table | list[pa.Table], *,
 def _block_refs_of(refs: Any, what: str) -> list[Any]:
     """The engine's block references behind ``refs`` (one or a list), checked."""
     from engine.refs_api import FormattedRef
-    from engine.runtime.refs import BlockRef
+    from engine.runtime.interfaces import BlockRef
 
     items = list(refs) if isinstance(refs, (list, tuple)) else [refs]
     out = []

@@ -11,7 +11,10 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.runtime.interfaces import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +22,7 @@ logger = logging.getLogger(__name__)
 _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate")
 
 _lock = threading.RLock()
-_cluster: Any = None
+_cluster: Runtime | None = None
 _zygote: Any = None
 
 
@@ -81,10 +84,12 @@ def _start(num_cpus: int | None, num_gpus: int | None, address: str | None,
         return _cluster
 
 
-def get_cluster() -> Any:
+def get_cluster() -> Runtime:
     """The running cluster, started implicitly on first use."""
     with _lock:
-        return _cluster if _cluster is not None else _start(None, None, None, True, None)
+        cluster: Runtime = _cluster if _cluster is not None else \
+            _start(None, None, None, True, None)
+        return cluster
 
 
 def is_initialized() -> bool:

@@ -94,9 +94,11 @@ class SplitServer:
 def start_server(coordinator: SplitCoordinator) -> None:
     """Serve ``coordinator`` to other processes until it is garbage-collected."""
     from engine import session
+    from engine.runtime.cluster import LocalCluster
 
-    store = session.get_cluster().store
-    server = SplitServer(coordinator, store.dir)
+    cluster = session.get_cluster()
+    assert isinstance(cluster, LocalCluster), "split servers run beside the local store"
+    server = SplitServer(coordinator, cluster.store.dir)
     coordinator.server = server
     weakref.finalize(coordinator, server.stop)
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.arguments import check_count
 from engine.iteration import BatchIterable
+from engine.runtime.interfaces import is_block
 
 if TYPE_CHECKING:
     from engine.dataset import Dataset
@@ -165,7 +166,7 @@ class SplitCoordinator:
         try:
             while ref is None:
                 item = next(epoch.source)
-                if hasattr(item, "num_rows"):  # skip non-block outputs
+                if is_block(item):  # skip non-block outputs
                     ref = item
         except StopIteration:
             ended = True

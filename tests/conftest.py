@@ -62,7 +62,8 @@ def _store_dirs() -> set[str]:
         except OSError:
             continue
         found |= {os.path.join(root, n) for n in names
-                  if n.startswith(SESSION_PREFIX) and not _held(os.path.join(root, n))}
+                  if n.startswith(SESSION_PREFIX) and os.path.isdir(os.path.join(root, n))
+                  and not _held(os.path.join(root, n))}
     return found
 
 

@@ -6,6 +6,7 @@ Walks the ``ast`` of every module under ``engine/`` (imports inside functions an
 * ``engine/runtime`` imports nothing of ``engine.logical``, ``engine.physical``,
   ``engine.io`` or the API modules (it is a general task/actor runtime);
 * ``engine/logical`` imports nothing of ``engine.physical`` or ``engine.runtime``;
+* ``engine/physical`` imports only the runtime's contract, ``engine.runtime.interfaces``;
 * the leaf modules import nothing of the engine except each other.
 """
 
@@ -75,6 +76,10 @@ def _forbidden(module: str) -> list[str]:
         return ["engine.logical", "engine.physical", "engine.io", *api]
     if _within(module, "engine.logical"):
         return ["engine.physical", "engine.runtime"]
+    if _within(module, "engine.physical"):
+        # The planner and executor see the runtime only through its written contract.
+        return [f"engine.runtime.{p.stem}" for p in (ENGINE / "runtime").glob("*.py")
+                if p.stem not in ("__init__", "interfaces")]
     return []
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.block import concat_tables
+from engine.runtime.interfaces import is_block
 
 if TYPE_CHECKING:
     from engine.physical.executor import ExecutorState
@@ -22,7 +23,7 @@ BulkFn = Callable[[list[list[Any]], "ExecutorState"], list[Any]]
 
 
 def _blocks(items: list[Any]) -> list[Any]:
-    return [i for i in items if hasattr(i, "num_rows")]
+    return [i for i in items if is_block(i)]
 
 
 def slice_rows(refs: list[Any], start: int, stop: int) -> pa.Table:

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.context import DataContext
+from engine.errors import ExecutionTimeoutError
 from engine.physical.interfaces import PhysicalOperator, item_bytes, wait_all
+from engine.physical.no_progress import NoProgressGuard, check_timeout
 from engine.physical.progress import ProgressBars
-from engine.runtime.cluster import LocalCluster
-from engine.runtime.refs import BlockRef
+from engine.runtime.interfaces import Runtime, is_block
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ class ExecutorState:
 
     def keep(self, item: Any) -> None:
         """Mark a block that must outlive the stream as spillable."""
-        if isinstance(item, BlockRef) and item.in_store:
-            self.cluster.store.mark_spillable(item.block_id)
+        if is_block(item):
+            self.cluster.keep(item)
 
 
 class _ExecutionFailed(Exception):
@@ -85,7 +86,7 @@ class _ExecutionFailed(Exception):
 class StreamingExecutor:
     """Runs a physical DAG (operators in topological order, the last one is the output)."""
 
-    def __init__(self, cluster: LocalCluster, ctx: DataContext,
+    def __init__(self, cluster: Runtime, ctx: DataContext,
                  ops: list[PhysicalOperator]) -> None:
         self.cluster = cluster
         self.ctx = ctx
@@ -99,7 +100,8 @@ class StreamingExecutor:
         self.cpu_limit = float(cluster.num_cpus if limits.cpu is None
                                else min(limits.cpu, cluster.num_cpus))
         limit = limits.object_store_memory
-        self.budget = int(min(limit or ctx.memory_budget, cluster.store.budget_bytes))
+        usage = cluster.store_usage()
+        self.budget = int(min(limit or ctx.memory_budget, usage.budget_bytes))
         self.queue_cap = max(self.budget // (2 * (len(ops) + 1)), 1 << 20)
         self.wake = threading.Event()
         self.output: queue.Queue[Any] = queue.Queue()
@@ -109,11 +111,12 @@ class StreamingExecutor:
         self._stop = threading.Event()
         self.state = ExecutorState(self)
         self.peak_store_bytes = 0
-        self.spilled_at_start = cluster.store.spilled_bytes_total
+        self.spilled_at_start = usage.spilled_bytes_total
         self.started_at = 0.0
         self.finished_at: float | None = None
         self._thread: threading.Thread | None = None
         self._progress: ProgressBars | None = None
+        check_timeout(ctx.execution_no_progress_timeout_s)
 
     # ------------------------------------------------------------------ queries for ops
     def downstream_bytes(self, op: PhysicalOperator) -> int:
@@ -145,10 +148,37 @@ class StreamingExecutor:
             return False
         if all(o.num_running == 0 for o in self.ops):
             return True  # always make progress
-        used = self.cluster.store.used_bytes
+        used = self.cluster.store_usage().used_bytes
         if used < self.budget:
             return True
         return op.queued_input_bytes > 0 and bool(op.inputs)  # consuming input frees memory
+
+    def describe_operators(self) -> list[str]:
+        """One line per operator: what it holds and what it waits on."""
+        lines = []
+        for op in self.ops:
+            if op.completed():
+                lines.append(f"{op.name}: done")
+                continue
+            parts = []
+            if op.has_pending_input:
+                parts.append(f"{sum(len(q) for q in op.inqueues)} input(s) queued")
+            blocked = op.num_running - op.num_busy
+            if op.num_running:
+                parts.append(f"{op.num_running} task(s) running" +
+                             (f", {blocked} waiting for their outputs to be taken"
+                              if blocked else ""))
+            if op.has_pending_input:
+                if not self.memory_allows(op):
+                    usage = self.cluster.store_usage()
+                    parts.append(f"waiting on memory (store {usage.used_bytes} of "
+                                 f"{self.budget} bytes, or its output queue is full)")
+                elif op.uses_task_slots and not self.task_slot_free(op):
+                    parts.append(f"waiting on CPUs ({self.cpu_limit:g} in use)")
+            elif not op.all_inputs_done:
+                parts.append("waiting on its inputs")
+            lines.append(f"{op.name}: " + ("; ".join(parts) or "idle"))
+        return lines
 
     def stop_upstream(self, op: PhysicalOperator) -> None:
         for up in op.inputs:
@@ -163,6 +193,8 @@ class StreamingExecutor:
 
     def _run(self) -> None:
         self._progress = ProgressBars(self.ops, self.ctx.enable_progress_bars)
+        guard = NoProgressGuard(self.ops, self.ctx.execution_no_progress_timeout_s,
+                                self.describe_operators)
         try:
             for op in self.ops:
                 op.start(self.state)
@@ -172,10 +204,13 @@ class StreamingExecutor:
                 self._progress.update()
                 if self.output_op.completed() and not self.output_op.outqueue:
                     break
+                guard.check(waiting_on_consumer=self.output_bytes >= self.queue_cap)
                 if not progressed:
                     self.wake.wait(0.05)
         except _ExecutionFailed as failed:
             self.error = failed.error
+        except ExecutionTimeoutError as exc:
+            self.error = exc
         except BaseException as exc:  # a bug: surface it rather than hang the consumer
             logger.exception("the streaming executor failed")
             self.error = exc
@@ -215,7 +250,7 @@ class StreamingExecutor:
             while op.can_dispatch(self.state):
                 op.dispatch(self.state)
                 progressed = True
-        self.peak_store_bytes = max(self.peak_store_bytes, self.cluster.store.used_bytes)
+        self.peak_store_bytes = max(self.peak_store_bytes, self.cluster.store_usage().used_bytes)
         return progressed
 
     def consumed(self, item: Any) -> None:
@@ -262,7 +297,7 @@ class StreamingExecutor:
         return {
             "wall_seconds": end - self.started_at,
             "peak_store_bytes": self.peak_store_bytes,
-            "spilled_bytes": self.cluster.store.spilled_bytes_total - self.spilled_at_start,
+            "spilled_bytes": self.cluster.store_usage().spilled_bytes_total - self.spilled_at_start,
             "errored_blocks": self.state.errors_skipped,
             "operators": [op.stats for op in self.ops],
         }

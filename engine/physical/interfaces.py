@@ -1,7 +1,8 @@
 """Contracts of the physical layer: operators, the items they pass, their statistics.
 
-Items flowing between operators are block references, read tasks (inputs of a read stage),
-or values (write results, partial aggregates). Each operator has one input queue per
+Items flowing between operators are typed by the runtime contract: ``BlockRef`` (a block),
+``ValueOutput`` (write results, partial aggregates), or a task input made before execution
+(a read task), which is neither. Each operator has one input queue per
 upstream operator and one output queue; the executor moves items between them, collects
 finished work (``poll``) and starts new work (``dispatch``) within the limits it computes.
 """
@@ -14,17 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.runtime.interfaces import BlockRef, ValueOutput
+
 if TYPE_CHECKING:
     from engine.physical.executor import ExecutorState
 
 
 def item_rows(item: Any) -> int:
-    return int(getattr(item, "num_rows", 0) or 0)
+    """Rows of a block; 0 for values and task inputs."""
+    return item.num_rows if isinstance(item, BlockRef) else 0
 
 
 def item_bytes(item: Any) -> int:
     """Bytes an item holds in the store (inline blocks and values count too)."""
-    return int(getattr(item, "size_bytes", 0) or 0)
+    if isinstance(item, (BlockRef, ValueOutput)):
+        return item.size_bytes
+    return 0
 
 
 def wait_all(waits: list[Callable[[float | None], bool]], timeout: float | None) -> bool:

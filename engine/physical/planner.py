@@ -40,13 +40,13 @@ from engine.physical.transform import (
     Step,
     WriteStep,
 )
-from engine.runtime.cluster import LocalCluster
+from engine.runtime.interfaces import Runtime
 
 
 class PlanContext:
     """What planning functions need, and the list of operators built so far."""
 
-    def __init__(self, cluster: LocalCluster, ctx: DataContext) -> None:
+    def __init__(self, cluster: Runtime, ctx: DataContext) -> None:
         self.cluster = cluster
         self.ctx = ctx
         self.ops: list[PhysicalOperator] = []
@@ -116,16 +116,16 @@ def _memory_of(op: lo.AbstractMap) -> float:
     return max((float(getattr(o, "memory", None) or 0) for o in ops), default=0.0)
 
 
-def _node_memory(cluster: LocalCluster) -> float:
+def _node_memory(cluster: Runtime) -> float:
     """Memory tasks may ask for: the machine's RAM less what the block store may hold."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return float("inf")
-    return float(max(total - cluster.store.budget_bytes, 0))
+    return float(max(total - cluster.cluster_resources()["object_store_memory"], 0))
 
 
-def _check_resources(op: lo.AbstractMap, cluster: LocalCluster, ctx: DataContext) -> None:
+def _check_resources(op: lo.AbstractMap, cluster: Runtime, ctx: DataContext) -> None:
     memory = _memory_of(op)
     if memory > _node_memory(cluster):
         raise ResourceUnavailableError(
@@ -270,7 +270,7 @@ _REGISTRY: dict[type, PlanFn] = {
 }
 
 
-def plan(logical: LogicalPlan, cluster: LocalCluster,
+def plan(logical: LogicalPlan, cluster: Runtime,
          ctx: DataContext) -> list[PhysicalOperator]:
     """Return physical operators in topological order; the last one is the output."""
     pc = PlanContext(cluster, ctx)

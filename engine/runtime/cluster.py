@@ -33,8 +33,17 @@ import zmq
 from engine.errors import ActorDiedError, ResourceUnavailableError, WorkerCrashedError
 from engine.runtime import protocol as p
 from engine.runtime.block_store import BlockStore, serialize_table
-from engine.runtime.handles import ActorHandle, RemoteError, TaskHandle, ValueOutput
-from engine.runtime.refs import BlockRef
+from engine.runtime.handles import ActorHandle, TaskHandle
+from engine.runtime.interfaces import (
+    BlockRef,
+    FailureEvent,
+    FailureKind,
+    NodeResources,
+    RemoteError,
+    StoreUsage,
+    ValueOutput,
+)
+from engine.runtime.refs import LocalBlockRef
 from engine.runtime.serialization import dumps_code
 from engine.runtime.zygote import Zygote
 
@@ -148,6 +157,7 @@ class LocalCluster:
         self._fn_cache: dict[int, tuple[Any, bytes, bytes]] = {}
         self._fn_lock = threading.Lock()
         self._stopping = False
+        self._failure_listeners: list[Callable[[FailureEvent], None]] = []
         self.workers_started = 0
         self.tasks_retried = 0
         self.shutdown_kills = 0  # workers that ignored SHUTDOWN (busy) and were SIGKILLed
@@ -194,15 +204,31 @@ class LocalCluster:
         """Store a block from the driver and return its reference."""
         schema = table.schema.serialize().to_pybytes()
         if table.nbytes <= self.inline_max_bytes:
-            return BlockRef("i", table.num_rows, table.nbytes, inline=serialize_table(table),
+            return LocalBlockRef("i", table.num_rows, table.nbytes, inline=serialize_table(table),
                             schema_bytes=schema)
         block_id, size = self.store.put(table)
-        return BlockRef(block_id, table.num_rows, size, path=self.store.block_path(block_id),
+        return LocalBlockRef(block_id, table.num_rows, size, path=self.store.block_path(block_id),
                         schema_bytes=schema, store=self.store, spill_dir=self.store.spill_dir)
 
     def get(self, refs: list[BlockRef]) -> list[pa.Table]:
         """Read blocks (zero-copy memory maps)."""
         return [ref.get() for ref in refs]
+
+    def free(self, refs: list[BlockRef]) -> None:
+        """Delete blocks' files now; their refs must not be read afterwards."""
+        for ref in refs:
+            if isinstance(ref, LocalBlockRef):
+                ref.release()
+
+    def keep(self, ref: BlockRef) -> None:
+        """Let a block that must be kept spill to disk past the budget."""
+        if ref.in_store:
+            self.store.mark_spillable(ref.block_id)
+
+    def store_usage(self) -> StoreUsage:
+        store = self.store
+        return StoreUsage(store.used_bytes, store.budget_bytes, store.peak_bytes,
+                          store.spilled_bytes_total)
 
     def cluster_resources(self) -> dict[str, float]:
         """Totals of this node: CPU, GPU and store memory."""
@@ -214,6 +240,30 @@ class LocalCluster:
             actor_cpus = sum(a.num_cpus for a in self._actors.values() if not a.dead)
             return {"CPU": max(0.0, self.num_cpus - actor_cpus),
                     "GPU": float(len(self._free_gpus))}
+
+    def nodes(self) -> list[NodeResources]:
+        """One node: this machine."""
+        return [NodeResources("local", self.cluster_resources(), self.available_resources())]
+
+    def add_failure_listener(self, listener: Callable[[FailureEvent], None]) -> \
+            Callable[[], None]:
+        with self._fn_lock:
+            self._failure_listeners.append(listener)
+
+        def remove() -> None:
+            with self._fn_lock, contextlib.suppress(ValueError):
+                self._failure_listeners.remove(listener)
+        return remove
+
+    def _report_failure(self, kind: FailureKind, detail: str) -> None:
+        event = FailureEvent(kind, detail)
+        with self._fn_lock:
+            listeners = list(self._failure_listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not break the runtime's thread
+                logger.exception("a failure listener raised")
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until every task worker has started (forked, connected, said READY);
@@ -547,9 +597,10 @@ class LocalCluster:
                                                      ""))
                 return
         elif kind == p.KIND_INLINE:
-            item = BlockRef("i", rows, size, inline=frames[1].bytes, schema_bytes=frames[0].bytes)
+            item = LocalBlockRef("i", rows, size, inline=frames[1].bytes,
+                                 schema_bytes=frames[0].bytes)
         else:
-            item = BlockRef(block_id, rows, size, path=self.store.block_path(block_id),
+            item = LocalBlockRef(block_id, rows, size, path=self.store.block_path(block_id),
                             schema_bytes=frames[0].bytes, store=self.store,
                             spill_dir=self.store.spill_dir)
         task.handle._push(item)
@@ -600,6 +651,8 @@ class LocalCluster:
             if task.attempt < task.max_retries and not task.cancelled:
                 task.attempt += 1
                 self.tasks_retried += 1
+                self._report_failure("task_retried", f"task {task.name} (attempt "
+                                     f"{task.attempt + 1}): worker pid {worker.pid} died")
                 self._queue.appendleft(key)
             else:
                 self._tasks.pop(key, None)
@@ -609,6 +662,7 @@ class LocalCluster:
         if worker.retiring:
             return
         logger.warning("worker pid %d died; starting a replacement", worker.pid)
+        self._report_failure("worker_died", f"worker pid {worker.pid}")
         self._start_worker(None, {})
 
     def _on_actor_death(self, worker: _Worker) -> None:
@@ -619,6 +673,7 @@ class LocalCluster:
             self._retire_actor(actor.actor_id, ActorDiedError(
                 f"actor {actor.actor_id} died (pid {worker.pid}) and exhausted "
                 f"max_restarts={actor.max_restarts}"))
+            self._report_failure("actor_died", f"actor {actor.actor_id} (pid {worker.pid})")
             return
         actor.handle.restarts += 1
         actor.handle.ready.clear()
@@ -630,6 +685,7 @@ class LocalCluster:
                 actor.queue.appendleft(key)
         actor.inflight.clear()
         logger.warning("actor %s died (pid %d); restarting it", actor.actor_id, worker.pid)
+        self._report_failure("actor_restarted", f"actor {actor.actor_id} (pid {worker.pid})")
         self._start_worker(actor.actor_id, actor.env)
 
     def _retire_actor(self, actor_id: str, error: BaseException) -> None:

@@ -10,38 +10,10 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from engine.errors import EngineError
 
 if TYPE_CHECKING:
     from engine.runtime.cluster import LocalCluster
-
-
-@dataclass(eq=False)  # exceptions compare (and hash) by identity
-class RemoteError(EngineError):
-    """A task raised on a worker: the original type (when it could be shipped), message and
-    traceback with the engine's frames trimmed."""
-
-    exc_type: type[BaseException] | None
-    type_name: str
-    message: str
-    traceback: str
-
-    def __str__(self) -> str:
-        return f"{self.type_name}: {self.message}\n{self.traceback}"
-
-
-@dataclass(frozen=True)
-class ValueOutput:
-    """A non-block item a task yielded (partial aggregates, write results...)."""
-
-    value: Any
-    size_bytes: int
-
-
-Output = "BlockRef | ValueOutput"
 
 
 class TaskHandle:

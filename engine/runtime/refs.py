@@ -1,6 +1,6 @@
 """Block references: the driver's owning handle on a block in the store.
 
-A :class:`BlockRef` keeps its block alive; when the last Python reference to it goes, its
+A :class:`LocalBlockRef` keeps its block alive; when the last Python reference to it goes, its
 file is freed. Pickled into a task's arguments it becomes a plain :class:`BlockLocation`,
 which owns nothing: only the driver counts references.
 """
@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from engine.block import BlockMetadata
 from engine.runtime.block_store import BlockLocation, read_location
+from engine.runtime.interfaces import BlockRef
 
 if TYPE_CHECKING:
     from engine.runtime.block_store import BlockStore
 
 
-class BlockRef:
-    """A reference to one block, owned by the driver.
+class LocalBlockRef(BlockRef):
+    """A reference to one block of the local store, owned by the driver.
 
     Attributes:
         block_id: Unique within the session.
@@ -53,10 +53,6 @@ class BlockRef:
         return self._schema
 
     @property
-    def metadata(self) -> BlockMetadata:
-        return BlockMetadata(self.num_rows, self.size_bytes, self.schema, self.input_files)
-
-    @property
     def location(self) -> BlockLocation:
         return BlockLocation(self.block_id, self.path, self.inline, self.spill_dir)
 
@@ -72,7 +68,8 @@ class BlockRef:
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockLocation, (self.block_id, self.path, self.inline, self.spill_dir))
 
-    def __del__(self) -> None:
+    def release(self) -> None:
+        """Free the block's file now (idempotent); the ref must not be read afterwards."""
         store = self._store
         if store is not None:
             self._store = None
@@ -80,6 +77,10 @@ class BlockRef:
             with contextlib.suppress(Exception):
                 store.free(self.block_id)
 
+    def __del__(self) -> None:
+        self.release()
+
     def __repr__(self) -> str:
         where = "inline" if self.inline is not None else "store"
-        return f"BlockRef({self.block_id}, rows={self.num_rows}, bytes={self.size_bytes}, {where})"
+        return (f"LocalBlockRef({self.block_id}, rows={self.num_rows}, "
+                f"bytes={self.size_bytes}, {where})")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from engine.errors import ActorDiedError, ResourceUnavailableError
-from engine.runtime.handles import RemoteError
+from engine.runtime.interfaces import RemoteError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import engine
-from engine.runtime.handles import RemoteError, ValueOutput
-from engine.runtime.refs import BlockRef
+from engine.runtime.interfaces import BlockRef, RemoteError, ValueOutput
 
 # Ship this module's functions by value: workers never import the test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

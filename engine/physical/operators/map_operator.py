@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import user_code_error
 from engine.physical.interfaces import PhysicalOperator, item_bytes, item_rows, wait_all
 from engine.physical.transform import MapActor, MapTransformer, call_map_actor
-from engine.runtime.handles import RemoteError
+from engine.runtime.interfaces import RemoteError, is_block
 
 if TYPE_CHECKING:
     from engine.physical.executor import ExecutorState
-    from engine.runtime.handles import ActorHandle, TaskHandle
+    from engine.runtime.interfaces import ActorHandle, TaskHandle
 
 
 def to_user_error(error: BaseException, op_name: str) -> BaseException:
@@ -96,7 +96,7 @@ class MapOperator(PhysicalOperator):
     def _take_bundle(self) -> list[Any]:
         queue = self.inqueues[0]
         bundle = [self.pop_input()]
-        if not hasattr(bundle[0], "num_rows"):  # read tasks: one per task
+        if not is_block(bundle[0]):  # read tasks: one per task
             return bundle
         rows = item_rows(bundle[0])
         size = item_bytes(bundle[0])
