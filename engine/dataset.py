@@ -280,14 +280,16 @@ class Dataset(DatasetWrites, BatchIterable):
             return self._plan
         return optimize(self._plan, ctx.disabled_rules)
 
-    def _executor(self, plan: LogicalPlan | None = None) -> StreamingExecutor:
+    def _executor(self, plan: LogicalPlan | None = None, *,
+                  keep_outputs: bool = False) -> StreamingExecutor:
         from engine.physical.executor import StreamingExecutor
         from engine.physical.planner import plan as physical_plan
 
         ctx = DataContext.get_current()
         cluster = session.get_cluster()
         ops = physical_plan(plan or self._optimized(), cluster, ctx)
-        executor = StreamingExecutor(cluster, ctx, ops)
+        executor = StreamingExecutor(cluster, ctx, ops, resources=session.resource_manager(),
+                                     keep_outputs=keep_outputs)
         self._last_executor = executor
         return executor
 
@@ -303,7 +305,9 @@ class Dataset(DatasetWrites, BatchIterable):
 
     def materialize(self) -> MaterializedDataset:
         """Execute and keep every block in the store; returns a ``MaterializedDataset``."""
-        refs = [r for r in self._collect() if is_block(r)]
+        # Kept blocks may spill as soon as they are produced: a materialize() larger than
+        # the memory budget moves to disk instead of filling RAM.
+        refs = [r for r in self._executor(keep_outputs=True).iter_output() if is_block(r)]
         ds = MaterializedDataset(refs, input_files=self.input_files())
         ds._last_executor = ds._production_executor = self._last_executor
         return ds

@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.physical.resource_manager import ResourceManager
     from engine.runtime.interfaces import Runtime
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.ag
 
 _lock = threading.RLock()
 _cluster: Runtime | None = None
+_resources: ResourceManager | None = None
 _zygote: Any = None
 
 
@@ -92,6 +94,18 @@ def get_cluster() -> Runtime:
         return cluster
 
 
+def resource_manager() -> ResourceManager:
+    """The resource manager every execution on the running cluster shares."""
+    global _resources
+    cluster = get_cluster()
+    with _lock:
+        if _resources is None or _resources.runtime is not cluster:
+            from engine.physical.resource_manager import ResourceManager
+
+            _resources = ResourceManager(cluster)
+        return _resources
+
+
 def is_initialized() -> bool:
     """Whether the embedded cluster is running (``ray.is_initialized()``)."""
     return _cluster is not None
@@ -99,10 +113,11 @@ def is_initialized() -> bool:
 
 def shutdown() -> None:
     """Stop the cluster: workers, actors, zygote; remove the block store."""
-    global _cluster, _zygote
+    global _cluster, _zygote, _resources
     with _lock:
         cluster, _cluster = _cluster, None
         zygote, _zygote = _zygote, None
+        _resources = None
     if cluster is not None:
         cluster.shutdown()
     if zygote is not None:

@@ -23,6 +23,7 @@ from engine.errors import ExecutionTimeoutError
 from engine.physical.interfaces import PhysicalOperator, item_bytes, wait_all
 from engine.physical.no_progress import NoProgressGuard, check_timeout
 from engine.physical.progress import ProgressBars
+from engine.physical.resource_manager import ExecutionUsage, PoolState, ResourceManager, pool_scale
 from engine.runtime.interfaces import Runtime, is_block
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,26 @@ class ExecutorState:
         return self._ex.downstream_bytes(op) < self._ex.queue_cap
 
     def task_slot_free(self, op: PhysicalOperator) -> bool:
-        return self._ex.task_slot_free(op)
+        free = self._ex.task_slot_free(op)
+        if not free:
+            self._ex.blocked[id(op)] = "cpu"
+        return free
 
-    def actor_cpus_free(self, cpus: float) -> bool:
-        avail = self.cluster.available_resources()["CPU"]
-        return avail >= cpus
+    def pool_scale(self, pool: PoolState) -> int:
+        """Actors to add to (or release from) a pool; growing needs free CPUs and GPUs."""
+        free = self.cluster.available_resources()
+        return pool_scale(pool, free.get("CPU", 0.0), free.get("GPU", 0.0),
+                          self._ex.resources.idle_timeout_s)
+
+    def note_waiting_on_cpus(self, op: PhysicalOperator) -> None:
+        """Record that ``op`` has work but no CPU (a full actor pool that cannot grow)."""
+        self._ex.blocked[id(op)] = "cpu"
 
     def memory_allows(self, op: PhysicalOperator) -> bool:
-        return self._ex.memory_allows(op)
+        allows = self._ex.memory_allows(op)
+        if not allows:
+            self._ex.blocked[id(op)] = "memory"
+        return allows
 
     def may_skip_failed_block(self) -> bool:
         limit = self._ex.ctx.max_errored_blocks
@@ -71,10 +84,11 @@ class ExecutorState:
     def stop_upstream(self, op: PhysicalOperator) -> None:
         self._ex.stop_upstream(op)
 
-    def keep(self, item: Any) -> None:
-        """Mark a block that must outlive the stream as spillable."""
+    def keep(self, item: Any, op: PhysicalOperator | None = None) -> None:
+        """Mark a block that must outlive the stream as spillable; its spilled bytes count
+        for ``op``."""
         if is_block(item):
-            self.cluster.keep(item)
+            self.cluster.keep(item, None if op is None else self._ex.owner_of(op))
 
 
 class _ExecutionFailed(Exception):
@@ -86,9 +100,15 @@ class _ExecutionFailed(Exception):
 class StreamingExecutor:
     """Runs a physical DAG (operators in topological order, the last one is the output)."""
 
-    def __init__(self, cluster: Runtime, ctx: DataContext,
-                 ops: list[PhysicalOperator]) -> None:
+    def __init__(self, cluster: Runtime, ctx: DataContext, ops: list[PhysicalOperator], *,
+                 resources: ResourceManager | None = None, keep_outputs: bool = False) -> None:
         self.cluster = cluster
+        # Shared by every execution of the cluster when the session hands it over.
+        self.resources = resources or ResourceManager(cluster)
+        self.keep_outputs = keep_outputs  # materialize(): outputs are kept, so spillable
+        self.execution_id = 0
+        self.blocked: dict[int, str] = {}  # id(op) -> "cpu" | "memory", this step
+        self._blocked_since = 0.0
         self.ctx = ctx
         self.ops = ops
         self.output_op = ops[-1]
@@ -102,7 +122,6 @@ class StreamingExecutor:
         limit = limits.object_store_memory
         usage = cluster.store_usage()
         self.budget = int(min(limit or ctx.memory_budget, usage.budget_bytes))
-        self.queue_cap = max(self.budget // (2 * (len(ops) + 1)), 1 << 20)
         self.wake = threading.Event()
         self.output: queue.Queue[Any] = queue.Queue()
         self.output_bytes = 0
@@ -119,6 +138,30 @@ class StreamingExecutor:
         check_timeout(ctx.execution_no_progress_timeout_s)
 
     # ------------------------------------------------------------------ queries for ops
+    @property
+    def queue_cap(self) -> int:
+        """Bytes each queue of this execution may hold: its fair share of the budget (the
+        executions running at once share one budget), split over its queues."""
+        share = self.budget // max(1, self.resources.num_executions)
+        return max(share // (2 * (len(self.ops) + 1)), 1 << 20)
+
+    def owner_of(self, op: PhysicalOperator) -> str:
+        return f"{self.execution_id}:{self.ops.index(op)}"
+
+    def usage(self, execution_id: int) -> ExecutionUsage:
+        """What this execution holds and wants (for the shared resource manager)."""
+        task_cpus = actor_cpus = actor_gpus = 0.0
+        wants = False
+        for op in self.ops:
+            if op.uses_task_slots:
+                task_cpus += op.num_busy * getattr(op, "num_cpus", 1.0)
+                wants = wants or (op.has_pending_input and not op.cancelled)
+            actors = getattr(op, "actors", None)
+            if actors:
+                actor_cpus += len(actors) * getattr(op, "num_cpus", 1.0)
+                actor_gpus += len(actors) * getattr(op, "num_gpus", 0.0)
+        return ExecutionUsage(execution_id, task_cpus, actor_cpus, actor_gpus, wants)
+
     def downstream_bytes(self, op: PhysicalOperator) -> int:
         target = self.downstream.get(id(op))
         if target is None:
@@ -140,8 +183,14 @@ class StreamingExecutor:
             return True
         if busy >= self.cpu_limit:  # already capped by the cluster's CPUs
             return False
+        if sum(o.num_running for o in pools) >= 2 * self.cpu_limit:
+            return False  # as many stopped on credits as running: they hold workers
         busy_cpus = sum(o.num_busy * getattr(o, "num_cpus", 1.0) for o in pools)
-        return busy_cpus + getattr(op, "num_cpus", 1.0) <= self.cpu_limit
+        cpus = getattr(op, "num_cpus", 1.0)
+        if busy_cpus + cpus > self.cpu_limit:
+            return False
+        # The other executions of this cluster, and actors, share the same CPUs.
+        return self.resources.may_run_task(self.execution_id, cpus)
 
     def memory_allows(self, op: PhysicalOperator) -> bool:
         if not self.state.output_has_room(op):
@@ -195,6 +244,8 @@ class StreamingExecutor:
         self._progress = ProgressBars(self.ops, self.ctx.enable_progress_bars)
         guard = NoProgressGuard(self.ops, self.ctx.execution_no_progress_timeout_s,
                                 self.describe_operators)
+        self.execution_id = self.resources.register(self.usage)
+        self._blocked_since = time.perf_counter()
         try:
             for op in self.ops:
                 op.start(self.state)
@@ -215,10 +266,12 @@ class StreamingExecutor:
             logger.exception("the streaming executor failed")
             self.error = exc
         finally:
+            self.resources.unregister(self.execution_id)
             for op in self.ops:
                 if not op.completed() or self.error is not None or self._stop.is_set():
                     op.shutdown()
                 op.finish_stats()
+                op.stats.spilled_bytes += self.cluster.take_spilled_bytes(self.owner_of(op))
             self._progress.close()
             self.finished_at = time.perf_counter()
             self.output.put(_DONE)
@@ -235,6 +288,8 @@ class StreamingExecutor:
                     if self.output_bytes >= self.queue_cap:
                         break
                     item = op.outqueue.popleft()
+                    if self.keep_outputs:  # kept by the consumer: may spill from now on
+                        self.state.keep(item, op)
                     with self._output_lock:
                         self.output_bytes += item_bytes(item)
                     self.output.put(item)
@@ -246,12 +301,26 @@ class StreamingExecutor:
                 if not down.inputs_done[index]:
                     down.mark_input_done(index)
                     progressed = True
+        self._account_waits()
         for op in reversed(self.ops):
             while op.can_dispatch(self.state):
                 op.dispatch(self.state)
                 progressed = True
         self.peak_store_bytes = max(self.peak_store_bytes, self.cluster.store_usage().used_bytes)
         return progressed
+
+    def _account_waits(self) -> None:
+        """Charge the time since the last step to the operators that could not start work
+        then for want of CPUs or memory (``stats()`` shows both)."""
+        now = time.perf_counter()
+        elapsed, self._blocked_since = now - self._blocked_since, now
+        for op in self.ops:
+            reason = self.blocked.get(id(op))
+            if reason == "cpu":
+                op.stats.cpu_wait_seconds += elapsed
+            elif reason == "memory":
+                op.stats.memory_wait_seconds += elapsed
+        self.blocked.clear()
 
     def consumed(self, item: Any) -> None:
         with self._output_lock:

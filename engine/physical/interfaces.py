@@ -58,6 +58,9 @@ class OperatorStats:
     bytes_out: int = 0
     blocks_out: int = 0
     cpu_seconds: float = 0.0
+    cpu_wait_seconds: float = 0.0  # had work ready but no CPU (task slot or actor) free
+    memory_wait_seconds: float = 0.0  # had work ready but the memory budget was used up
+    spilled_bytes: int = 0  # of the blocks it kept (materialized, all-to-all partitions)
     started_at: float | None = None
     finished_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)

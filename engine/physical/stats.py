@@ -31,6 +31,11 @@ def format_stats(summary: dict[str, Any] | None) -> str:
         lines.append(f"* Bytes in: {_fmt_bytes(s.bytes_in)}, bytes out: "
                      f"{_fmt_bytes(s.bytes_out)}")
         lines.append(f"* CPU time in tasks: {s.cpu_seconds:.3f}s")
+        if s.cpu_wait_seconds or s.memory_wait_seconds:
+            lines.append(f"* Waited with work ready: {s.cpu_wait_seconds:.3f}s on CPUs, "
+                         f"{s.memory_wait_seconds:.3f}s on memory")
+        if s.spilled_bytes:
+            lines.append(f"* Spilled to disk: {_fmt_bytes(s.spilled_bytes)}")
         if s.tasks_failed_skipped:
             lines.append(f"* Failed blocks skipped (max_errored_blocks): "
                          f"{s.tasks_failed_skipped}")

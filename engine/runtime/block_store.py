@@ -192,6 +192,8 @@ class BlockStore:
         self._sizes: dict[str, int] = {}  # block id -> bytes in shm
         self._spillable: OrderedDict[str, str] = OrderedDict()  # block id -> path, LRU order
         self._spilled: dict[str, int] = {}
+        self._owners: dict[str, str] = {}  # kept block id -> who kept it (for stats)
+        self._spilled_by_owner: dict[str, int] = {}
         self.used_bytes = 0
         self.peak_bytes = 0
         self.spilled_bytes_total = 0
@@ -210,6 +212,8 @@ class BlockStore:
             self._sizes[block_id] = size
             self.used_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.used_bytes)
+            if size > self.budget_bytes:  # could never fit: straight to disk
+                self._spillable[block_id] = self.block_path(block_id)
         if self.used_bytes > self.budget_bytes:
             self.spill_until_under_budget()
 
@@ -220,11 +224,14 @@ class BlockStore:
         self.register(block_id, size)
         return block_id, size
 
-    def mark_spillable(self, block_id: str) -> None:
-        """Allow a kept block (materialized, all-to-all input) to spill when over budget."""
+    def mark_spillable(self, block_id: str, owner: str | None = None) -> None:
+        """Allow a kept block (materialized, all-to-all input) to spill when over budget;
+        its spilled bytes count for ``owner`` (see :meth:`take_spilled_bytes`)."""
         with self._lock:
             if block_id in self._sizes:
                 self._spillable[block_id] = self.block_path(block_id)
+                if owner is not None:
+                    self._owners[block_id] = owner
         if self.used_bytes > self.budget_bytes:
             self.spill_until_under_budget()
 
@@ -236,6 +243,7 @@ class BlockStore:
             size = self._sizes.pop(block_id, None)
             self._spillable.pop(block_id, None)
             spilled = self._spilled.pop(block_id, None)
+            self._owners.pop(block_id, None)
             if size is not None:
                 self.used_bytes -= size
         if self._closed:
@@ -289,8 +297,18 @@ class BlockStore:
                 self.used_bytes -= size
                 self._spilled[block_id] = size
                 self.spilled_bytes_total += size
+                owner = self._owners.get(block_id)
+                if owner is not None:
+                    self._spilled_by_owner[owner] = self._spilled_by_owner.get(owner, 0) + size
             _unlink(path)
             moved += size
+
+    def take_spilled_bytes(self, owner: str) -> int:
+        """Bytes spilled so far of blocks ``owner`` kept; forget the owner."""
+        with self._lock:
+            for block_id in [b for b, o in self._owners.items() if o == owner]:
+                del self._owners[block_id]
+            return self._spilled_by_owner.pop(owner, 0)
 
     def is_spilled(self, block_id: str) -> bool:
         with self._lock:

@@ -118,12 +118,18 @@ class LocalCluster:
         memory_budget: Bytes the shared-memory store may hold before kept blocks spill.
         inline_max_bytes: Blocks up to this size travel inside messages.
         zygote: A zygote started earlier (to overlap its start with the driver's imports).
+        max_extra_workers: Workers beyond ``num_cpus`` started for tasks that wait for
+            their outputs to be taken (default: four per CPU); a cap, so a driver running
+            many stalled pipelines cannot fork without bound.
     """
 
     def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None,
                  memory_budget: int = 8 << 30, inline_max_bytes: int = 64 * 1024,
-                 zygote: Zygote | None = None, default_credits: int = 2) -> None:
+                 zygote: Zygote | None = None, default_credits: int = 2,
+                 max_extra_workers: int | None = None) -> None:
         self.num_cpus = int(num_cpus or os.cpu_count() or 1)
+        self.max_extra_workers = 4 * self.num_cpus if max_extra_workers is None else \
+            max_extra_workers
         if self.num_cpus < 1:
             raise ValueError(f"num_cpus must be at least 1, got {num_cpus}")
         self.num_gpus = detect_gpus() if num_gpus is None else int(num_gpus)
@@ -220,10 +226,13 @@ class LocalCluster:
             if isinstance(ref, LocalBlockRef):
                 ref.release()
 
-    def keep(self, ref: BlockRef) -> None:
+    def keep(self, ref: BlockRef, owner: str | None = None) -> None:
         """Let a block that must be kept spill to disk past the budget."""
         if ref.in_store:
-            self.store.mark_spillable(ref.block_id)
+            self.store.mark_spillable(ref.block_id, owner)
+
+    def take_spilled_bytes(self, owner: str) -> int:
+        return self.store.take_spilled_bytes(owner)
 
     def store_usage(self) -> StoreUsage:
         store = self.store
@@ -505,7 +514,8 @@ class LocalCluster:
         blocked = sum(1 for w in task_workers if w.tasks and
                       all(self._tasks[k].waiting_for_credit for k in w.tasks
                           if k in self._tasks))
-        if blocked and len(task_workers) < self.num_cpus + blocked:
+        extras = min(blocked, self.max_extra_workers)
+        if blocked and len(task_workers) < self.num_cpus + extras:
             self._start_worker(None, {})
 
     def _retire_if_extra(self, worker: _Worker) -> bool:

@@ -213,9 +213,13 @@ class Runtime(Protocol):
     def free(self, refs: list[BlockRef]) -> None:
         """Release blocks now instead of when their last reference goes."""
 
-    def keep(self, ref: BlockRef) -> None:
+    def keep(self, ref: BlockRef, owner: str | None = None) -> None:
         """Mark a block that must outlive the stream (materialized, all-to-all
-        partitions) as spillable: past the budget it moves to disk, not blocking."""
+        partitions) as spillable: past the budget it moves to disk, not blocking. Its
+        spilled bytes count for ``owner`` (an operator of an execution)."""
+
+    def take_spilled_bytes(self, owner: str) -> int:
+        """Bytes spilled so far of the blocks ``owner`` kept; forget the owner."""
 
     def store_usage(self) -> StoreUsage:
         """The store's bytes in memory, budget, peak and total spilled."""

@@ -7,11 +7,13 @@ waiting for credits), and keep output order when ``preserve_order`` is set.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import user_code_error
 from engine.physical.interfaces import PhysicalOperator, item_bytes, item_rows, wait_all
+from engine.physical.resource_manager import PoolState
 from engine.physical.transform import MapActor, MapTransformer, call_map_actor
 from engine.runtime.interfaces import RemoteError, is_block
 
@@ -41,6 +43,7 @@ class _Running:
 class _PoolActor:
     handle: ActorHandle
     inflight: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
 
 
 class MapOperator(PhysicalOperator):
@@ -136,6 +139,8 @@ class MapOperator(PhysicalOperator):
         self.stats.cpu_seconds += running.handle.cpu_seconds
         if running.actor is not None:
             running.actor.inflight -= 1
+            if running.actor.inflight == 0:
+                running.actor.idle_since = time.monotonic()
         error = running.handle.error
         if error is None:
             for item in running.held:
@@ -199,7 +204,9 @@ class ActorPoolMapOperator(MapOperator):
 
     A fixed pool (``min_size == max_size``) starts all actors up front; an autoscaling pool
     starts ``min_size`` and adds an actor whenever every actor has a full queue of calls,
-    up to ``max_size``; idle actors are released once the input is exhausted.
+    up to ``max_size`` and only while the machine has the CPUs and GPUs for one more; an
+    actor idle for the resource manager's idle timeout is released (down to ``min_size``),
+    and every idle actor once the input is exhausted.
     """
 
     def __init__(self, name: str, input_op: PhysicalOperator, transformer: MapTransformer, *,
@@ -231,6 +238,16 @@ class ActorPoolMapOperator(MapOperator):
         candidates = [a for a in ready if a.inflight < self.max_in_flight]
         return min(candidates, key=lambda a: a.inflight) if candidates else None
 
+    def pool_state(self) -> PoolState:
+        live = [a for a in self.actors if a.handle.error is None]
+        now = time.monotonic()
+        return PoolState(
+            self.min_size, self.max_size, len(self.actors),
+            free_slots=sum(max(0, self.max_in_flight - a.inflight) for a in live),
+            queued_bundles=self._bundle_ready(),
+            idle_seconds=tuple(now - a.idle_since for a in live if a.inflight == 0),
+            cpus_per_actor=self.num_cpus, gpus_per_actor=self.num_gpus)
+
     def can_dispatch(self, state: ExecutorState) -> bool:
         if self.cancelled or not self._bundle_ready():
             return False
@@ -238,10 +255,24 @@ class ActorPoolMapOperator(MapOperator):
             return False
         if self._pick_actor() is not None:
             return True
-        if len(self.actors) < self.max_size and state.actor_cpus_free(self.num_cpus):
+        if state.pool_scale(self.pool_state()) > 0:
             self._add_actor(state)
             return self._pick_actor() is not None
+        state.note_waiting_on_cpus(self)
         return False
+
+    def _release_idle(self, state: ExecutorState) -> bool:
+        """Kill actors the pool no longer needs; return whether any went."""
+        if self.all_inputs_done and not self.has_pending_input:
+            idle = [a for a in self.actors if a.inflight == 0]
+        else:
+            surplus = -state.pool_scale(self.pool_state())
+            idle = sorted((a for a in self.actors if a.inflight == 0),
+                          key=lambda a: a.idle_since)[:max(0, surplus)]
+        for actor in idle:
+            actor.handle.kill()
+            self.actors.remove(actor)
+        return bool(idle)
 
     def _launch(self, state: ExecutorState, bundle: list[Any]) -> _Running:
         actor = self._pick_actor()
@@ -260,11 +291,8 @@ class ActorPoolMapOperator(MapOperator):
             if err is not None and not self._running and self.has_pending_input and \
                     all(a.handle.error is not None for a in self.actors):
                 state.fail(to_user_error(err, self.name))
-        if self.all_inputs_done and not self.has_pending_input:
-            for actor in [a for a in self.actors if a.inflight == 0]:
-                actor.handle.kill()
-                self.actors.remove(actor)
-                changed = True
+        if self.actors and self._release_idle(state):
+            changed = True
         return changed
 
     def shutdown(self) -> None:
