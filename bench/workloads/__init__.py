@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest")
+WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest",
+             "materialize", "concurrent")
 
 # Which functions of a workload module implement it for an engine.
 _SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop"}

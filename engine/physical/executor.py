@@ -89,6 +89,7 @@ class ExecutorState:
         for ``op``."""
         if is_block(item):
             self.cluster.keep(item, None if op is None else self._ex.owner_of(op))
+            self._ex.spill_over_budget()
 
 
 class _ExecutionFailed(Exception):
@@ -308,6 +309,13 @@ class StreamingExecutor:
                 progressed = True
         self.peak_store_bytes = max(self.peak_store_bytes, self.cluster.store_usage().used_bytes)
         return progressed
+
+    def spill_over_budget(self) -> None:
+        """Kept blocks past this execution's budget (smaller than the store's when
+        ``DataContext.memory_budget`` or ``resource_limits`` says so) go to disk now."""
+        if self.budget < self.cluster.store_usage().budget_bytes and \
+                self.cluster.store_usage().used_bytes > self.budget:
+            self.cluster.spill_to(self.budget)
 
     def _account_waits(self) -> None:
         """Charge the time since the last step to the operators that could not start work

@@ -270,14 +270,16 @@ class BlockStore:
                 _unlink(os.path.join(self.dir, name))
 
     # -- spilling ---------------------------------------------------------------------
-    def spill_until_under_budget(self) -> int:
-        """Move least recently kept spillable blocks to disk until under budget."""
+    def spill_until_under_budget(self, target_bytes: int | None = None) -> int:
+        """Move least recently kept spillable blocks to disk until under budget (or under
+        ``target_bytes``, an execution's smaller budget); return the bytes moved."""
         if os.getpid() != self._owner_pid:
             return 0
+        target = self.budget_bytes if target_bytes is None else target_bytes
         moved = 0
         while True:
             with self._lock:
-                if self.used_bytes <= self.budget_bytes or not self._spillable:
+                if self.used_bytes <= target or not self._spillable:
                     return moved
                 block_id, path = self._spillable.popitem(last=False)
                 size = self._sizes.get(block_id)

@@ -231,6 +231,9 @@ class LocalCluster:
         if ref.in_store:
             self.store.mark_spillable(ref.block_id, owner)
 
+    def spill_to(self, target_bytes: int) -> int:
+        return self.store.spill_until_under_budget(target_bytes)
+
     def take_spilled_bytes(self, owner: str) -> int:
         return self.store.take_spilled_bytes(owner)
 

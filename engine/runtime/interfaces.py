@@ -218,6 +218,10 @@ class Runtime(Protocol):
         partitions) as spillable: past the budget it moves to disk, not blocking. Its
         spilled bytes count for ``owner`` (an operator of an execution)."""
 
+    def spill_to(self, target_bytes: int) -> int:
+        """Move kept blocks to disk until the store holds at most ``target_bytes`` (an
+        execution whose budget is below the store's); return the bytes moved."""
+
     def take_spilled_bytes(self, owner: str) -> int:
         """Bytes spilled so far of the blocks ``owner`` kept; forget the owner."""
 

@@ -117,3 +117,62 @@ def test_concurrent_pipelines_share_one_budget(small_store):
     running_cap = small_store.num_cpus + small_store.max_extra_workers
     peak = small_store.store.peak_bytes
     assert peak <= _bound(4 * MiB, running_cap), peak / MiB
+
+
+@pytest.mark.slow
+def test_an_execution_budget_below_the_store_spills_kept_blocks(fresh_context):
+    """DataContext.memory_budget smaller than the store's: materialize() stays within it."""
+    budget = 32 * MiB
+    fresh_context.memory_budget = budget
+    cluster = session.get_cluster()
+    base = cluster.store_usage().used_bytes
+    _reset_peak(cluster)
+    rows = 4 * budget // ROW
+    mat = engine.range(rows, override_num_blocks=rows // 4).map_batches(_rows_of_one_mib) \
+        .materialize()
+    assert cluster.store.peak_bytes - base <= 1.5 * budget + cluster.num_cpus * 4 * MiB
+    assert sorted(mat.to_pandas()["id"]) == list(range(rows))
+    del mat
+
+
+class _GpuModel:
+    def __init__(self) -> None:
+        import os
+
+        self.device = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    def __call__(self, batch):
+        return {"id": batch["id"], "device": [self.device] * len(batch["id"])}
+
+
+@pytest.fixture
+def one_gpu():
+    """A cluster that hands out one (pretend) GPU through CUDA_VISIBLE_DEVICES."""
+    engine.shutdown()
+    engine.init(num_cpus=2, num_gpus=1)
+    yield session.get_cluster()
+    engine.shutdown()
+
+
+@pytest.mark.slow
+def test_autoscaling_gpu_pool_never_grows_past_the_gpus(one_gpu):
+    ds = engine.range(400, override_num_blocks=40).map_batches(
+        _GpuModel, concurrency=(1, 3), num_gpus=1, batch_size=10)
+    rows = ds.take_all()
+    assert sorted(r["id"] for r in rows) == list(range(400))
+    assert {r["device"] for r in rows} == {"0"}
+    assert "actors_started: 1" in ds.stats()
+
+
+def _slow(batch):
+    import time
+
+    time.sleep(0.02)
+    return batch
+
+
+def test_stats_show_time_waiting_on_cpus(fresh_context):
+    fresh_context.execution_options.resource_limits.cpu = 1
+    ds = engine.range(40, override_num_blocks=8).map_batches(_slow)
+    assert ds.sum("id") == sum(range(40))
+    assert "on CPUs" in ds.stats()
