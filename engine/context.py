@@ -66,6 +66,10 @@ class DataContext:
         optimizer_enabled: Turn all logical optimizer rules off (for debugging and tests).
         inline_block_max_bytes: Blocks up to this size travel inline in messages instead of
             being written to shared memory.
+        spill_dir: The directory in which the block store makes its private spill
+            directory (``engine-spill-<random>``, mode 0700) when the cluster starts.
+            ``None`` means ``TMPDIR`` (:func:`tempfile.gettempdir`). Read when the cluster
+            starts: set it before the first execution or ``engine.init()``.
     """
 
     target_max_block_size: int = 128 * MiB
@@ -81,6 +85,7 @@ class DataContext:
     optimizer_enabled: bool = True
     disabled_rules: frozenset[str] = frozenset()
     inline_block_max_bytes: int = 64 * 1024
+    spill_dir: str | None = None
     task_output_credits: int = 2
     max_retries: int = 3
     enable_tensor_extension_casting: bool = True

@@ -9,8 +9,21 @@ The driver owns every block: it counts bytes, frees a block's file when its last
 its budget. Readers fall back to the spill directory transparently, so spilling needs no
 coordination with workers (a reader that already mapped the shm file keeps a valid mapping).
 
-Each session directory is held by an ``flock`` on a lock file; a new store removes the
-directories of sessions whose holder died (even by SIGKILL).
+Sessions and what is left behind. A session owns two private (0700) directories, each with
+a ``.lock`` file: its store directory ``<root>/engine-<12 hex>`` (``/dev/shm`` by default) and
+its spill directory ``<spill root>/engine-spill-<16 hex>`` (``DataContext.spill_dir``, else
+``TMPDIR``). Both are made under a temporary name by ``tempfile.mkdtemp`` and renamed into
+place only once their lock is held, and neither name says anything about the other. Every
+process of a session (the driver, the zygote, each worker) holds a shared ``flock`` on the
+store directory's lock; the driver alone holds the spill directory's. So:
+
+- a lock nobody holds proves its session dead: a new store's start-up sweep
+  (:func:`remove_stale_sessions`) removes such directories, but only real directories (never
+  symlinks) owned by this user, named like a session, with a lock file this user owns; it
+  never follows a path written inside one;
+- when the driver dies (even by SIGKILL), each process that outlives it drops its lock and
+  tries for an exclusive one (:func:`try_remove_session`): whichever tries last gets it and
+  removes the two directories it was given when it started.
 """
 
 from __future__ import annotations
@@ -19,10 +32,12 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
+import secrets
 import shutil
+import stat
 import tempfile
 import threading
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -31,8 +46,17 @@ import pyarrow as pa
 logger = logging.getLogger(__name__)
 
 SESSION_PREFIX = "engine-"
+SPILL_PREFIX = SESSION_PREFIX + "spill-"
 _LOCK_NAME = ".lock"
-_SPILL_NAME = ".spill"  # holds the session's spill directory, removed with the session
+_SESSION_NAME = re.compile(r"engine-(?:[0-9a-f]{12}|spill-[0-9a-f]{16})\Z")
+# The ids the runtime makes: "<worker id>-<pid>-<n>" from a worker, "d<16 hex>" from the driver.
+_BLOCK_ID = re.compile(r"(?:w[0-9]{1,9}-[0-9]{1,10}-[0-9]{1,15}|d[0-9a-f]{16})\Z")
+_SHORT_PATH = 64  # a root at most this long keeps the ipc socket path under its 107 bytes
+
+
+def is_valid_block_id(block_id: object) -> bool:
+    """Whether ``block_id`` is an id the runtime makes (so it safely names a file)."""
+    return isinstance(block_id, str) and _BLOCK_ID.match(block_id) is not None
 
 
 @dataclass(frozen=True)
@@ -115,41 +139,136 @@ def _shm_capacity(root: str) -> int:
 
 
 def remove_stale_sessions(root: str) -> None:
-    """Remove session directories under ``root`` that no live process holds."""
+    """Remove the directories of dead engine sessions directly under ``root``.
+
+    Only entries named like a session, that are real directories (not symlinks) owned by
+    this user and hold a regular ``.lock`` file owned by this user that no process holds
+    (see the module docstring) are removed. Nothing read from inside one is followed.
+    """
     try:
-        names = os.listdir(root)
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return
-    for name in names:
-        if not name.startswith(SESSION_PREFIX):
-            continue
-        path = os.path.join(root, name)
-        lock = os.path.join(path, _LOCK_NAME)
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # held: a live session
-        spill_dir = _recorded_spill_dir(path)
-        if spill_dir is not None:
-            shutil.rmtree(spill_dir, ignore_errors=True)
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
-
-
-def _recorded_spill_dir(session_dir: str) -> str | None:
-    """The spill directory a session recorded in its directory, if any."""
     try:
-        with open(os.path.join(session_dir, _SPILL_NAME)) as f:
-            spill_dir = f.read().strip()
+        for name in os.listdir(root_fd):
+            if _SESSION_NAME.match(name):
+                _remove_if_dead(root_fd, name)
     except OSError:
-        return None
-    ok = os.path.basename(spill_dir).startswith(SESSION_PREFIX)  # never remove anything else
-    return spill_dir if ok else None
+        pass
+    finally:
+        os.close(root_fd)
+
+
+def _remove_if_dead(root_fd: int, name: str) -> None:
+    euid = os.geteuid()
+    try:
+        st = os.lstat(name, dir_fd=root_fd)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != euid:
+            return  # another user's, or not a directory: never ours to touch
+        dir_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
+    except OSError:
+        return
+    lock_fd = -1
+    try:
+        if not os.path.samestat(st, os.fstat(dir_fd)):
+            return  # replaced since we looked
+        lock_fd = os.open(_LOCK_NAME, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        lock_st = os.fstat(lock_fd)
+        if not stat.S_ISREG(lock_st.st_mode) or lock_st.st_uid != euid:
+            return
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: held, a live session
+        shutil.rmtree(name, ignore_errors=True, dir_fd=root_fd)  # fd-based: no symlink follows
+    except OSError:
+        return
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+        os.close(dir_fd)
+
+
+def _create_locked_dir(root: str, name: str) -> tuple[str, int]:
+    """Create the private directory ``root/name`` holding a lock file under a shared lock;
+    return its path and the lock's descriptor. It is built under an unpredictable temporary
+    name and renamed into place once locked, so no sweep ever sees it unlocked."""
+    staging = tempfile.mkdtemp(prefix=".init-", dir=root)  # 0700, ours, unpredictable
+    try:
+        fd = os.open(os.path.join(staging, _LOCK_NAME),
+                     os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        path = os.path.join(root, name)
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path, fd
+
+
+def hold_session(session_dir: str) -> int:
+    """Hold a session's lock shared (from a zygote or worker) and return the descriptor.
+
+    Raises ``OSError`` when the session is gone or being removed (its driver is dead).
+    """
+    fd = os.open(os.path.join(session_dir, _LOCK_NAME), os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def try_remove_session(lock_fd: int, session_dir: str, spill_dir: str) -> bool:
+    """Remove a session's store and spill directories if no other process holds its lock.
+
+    Called by processes that outlive the driver with the paths they were given at start:
+    each drops its shared lock and tries for an exclusive one, so the last to try succeeds
+    (while the driver lives, it holds its lock and nothing is removed). Return whether this
+    call removed them; ``lock_fd`` stays open (a later try may succeed).
+    """
+    with contextlib.suppress(OSError):
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    _remove_dead_dir(spill_dir)  # its own lock, the driver's alone, proves the driver gone
+    with contextlib.suppress(OSError):  # remove the directory whose lock we hold, only
+        lock_st = os.stat(os.path.join(session_dir, _LOCK_NAME), follow_symlinks=False)
+        if os.path.samestat(lock_st, os.fstat(lock_fd)):
+            _remove_own_dir(session_dir)
+    return True
+
+
+def _remove_dead_dir(path: str) -> None:
+    root, name = os.path.split(path)
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        _remove_if_dead(root_fd, name)
+    finally:
+        os.close(root_fd)
+
+
+def _remove_own_dir(path: str) -> None:
+    """Remove a directory of ours; a block written into it meanwhile (by a worker's other
+    thread) makes ``rmtree`` leave it, so try a few times."""
+    for _ in range(5):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            logger.warning("not removing %s: not a directory of this user", path)
+            return
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _short_temp_root() -> str:
+    """A disk-backed root for the store whose path leaves room for the ipc socket."""
+    root = tempfile.gettempdir()
+    return root if len(root) <= _SHORT_PATH or not os.path.isdir("/tmp") else "/tmp"
 
 
 class BlockStore:
@@ -164,29 +283,28 @@ class BlockStore:
 
     def __init__(self, budget_bytes: int, root: str = "/dev/shm",
                  spill_root: str | None = None) -> None:
-        self.session_id = uuid.uuid4().hex[:12]
+        self.session_id = secrets.token_hex(6)
         capacity = _shm_capacity(root) if os.path.isdir(root) else 0
         if capacity < 256 * 1024 * 1024:
             # Containers often give /dev/shm 64 MB: use a disk-backed directory instead.
             logger.warning("/dev/shm holds only %d bytes; the block store uses a disk "
                            "directory instead", capacity)
-            root = tempfile.gettempdir()
+            root = _short_temp_root()
             capacity = _shm_capacity(root)
+        spill_root = spill_root or tempfile.gettempdir()
+        os.makedirs(spill_root, mode=0o700, exist_ok=True)
         remove_stale_sessions(root)
+        if os.path.realpath(spill_root) != os.path.realpath(root):
+            remove_stale_sessions(spill_root)
         self.root = root
-        self.dir = os.path.join(root, SESSION_PREFIX + self.session_id)
-        self.spill_dir = os.path.join(spill_root or tempfile.gettempdir(),
-                                      SESSION_PREFIX + self.session_id + "-spill")
-        # Lock (and record the spill directory) under a private name, then rename: another
-        # store's remove_stale_sessions must never see this directory unlocked.
-        staging = os.path.join(root, ".init-" + SESSION_PREFIX + self.session_id)
-        os.makedirs(staging, mode=0o700)
-        self._lock_fd = os.open(os.path.join(staging, _LOCK_NAME), os.O_CREAT | os.O_RDWR,
-                                0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        with open(os.path.join(staging, _SPILL_NAME), "w") as f:
-            f.write(self.spill_dir)
-        os.rename(staging, self.dir)
+        self.dir, self._lock_fd = _create_locked_dir(root, SESSION_PREFIX + self.session_id)
+        try:
+            self.spill_dir, self._spill_lock_fd = _create_locked_dir(
+                spill_root, SPILL_PREFIX + secrets.token_hex(8))
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._lock_fd)
+            raise
         self.budget_bytes = int(min(budget_bytes, capacity * 0.9)) if capacity else budget_bytes
         self._lock = threading.Lock()
         self._sizes: dict[str, int] = {}  # block id -> bytes in shm
@@ -202,7 +320,13 @@ class BlockStore:
 
     # -- accounting -------------------------------------------------------------------
     def block_path(self, block_id: str) -> str:
+        """The file of a block; ``ValueError`` for an id the runtime would not make."""
+        if not is_valid_block_id(block_id):
+            raise ValueError(f"invalid block id {block_id!r}")
         return os.path.join(self.dir, block_id)
+
+    def _spill_path(self, block_id: str) -> str:
+        return os.path.join(self.spill_dir, os.path.basename(self.block_path(block_id)))
 
     def register(self, block_id: str, size: int) -> None:
         """Record a block file a worker (or the driver) wrote into the session directory."""
@@ -215,7 +339,7 @@ class BlockStore:
 
     def put(self, table: pa.Table, block_id: str | None = None) -> tuple[str, int]:
         """Write a block from the driver; return its id and size."""
-        block_id = block_id or "d" + uuid.uuid4().hex[:16]
+        block_id = block_id or "d" + secrets.token_hex(8)
         size = write_block_file(self.block_path(block_id), table)
         self.register(block_id, size)
         return block_id, size
@@ -243,7 +367,7 @@ class BlockStore:
         if size is not None:
             _unlink(self.block_path(block_id))
         if spilled is not None:
-            _unlink(os.path.join(self.spill_dir, block_id))
+            _unlink(self._spill_path(block_id))
 
     def remove_unreported(self, prefix: str) -> None:
         """Delete files named ``prefix*`` that the store does not account for: blocks (or
@@ -275,8 +399,7 @@ class BlockStore:
                 size = self._sizes.get(block_id)
             if size is None:
                 continue
-            os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
-            dest = os.path.join(self.spill_dir, block_id)
+            dest = self._spill_path(block_id)
             try:
                 shutil.copyfile(path, dest + ".tmp")
                 os.rename(dest + ".tmp", dest)
@@ -304,8 +427,9 @@ class BlockStore:
         self._closed = True
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.spill_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
+        for fd in (self._lock_fd, self._spill_lock_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _unlink(path: str) -> None:
