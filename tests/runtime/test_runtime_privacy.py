@@ -248,3 +248,18 @@ def test_block_ids_follow_the_runtimes_pattern(tmp_path):
         store.free("../../etc/passwd")  # an id the store never registered: a no-op
     finally:
         store.close()
+
+
+def test_a_socket_path_too_long_is_an_error_not_a_tcp_fallback(monkeypatch, tmp_path):
+    from engine.runtime import cluster as cluster_module
+
+    long_root = tmp_path / ("x" * 100)
+    long_root.mkdir()
+
+    def store_under_long_root(budget: int, spill_root: str | None = None) -> BlockStore:
+        return BlockStore(budget, root=str(long_root), spill_root=str(tmp_path))
+
+    monkeypatch.setattr(cluster_module, "BlockStore", store_under_long_root)
+    with pytest.raises(RuntimeError, match="set TMPDIR to a shorter directory"):
+        cluster_module.LocalCluster(num_cpus=1)
+    assert os.listdir(long_root) == [] and os.listdir(tmp_path) == [long_root.name]
