@@ -9,7 +9,7 @@ consumer backpressures the producer.
 
 The worker's first message (READY) carries the session's secret, which it got from the
 driver through the zygote's private pipe: the driver unpickles nothing from a peer before
-that. The worker holds its session's lock (see ``engine.runtime.block_store``) and exits
+that. The worker holds its session's lock (see ``engine.runtime.session_dirs``) and exits
 when the driver process exits, removing the session's directories if it is the last
 process of the session to go.
 """
@@ -35,12 +35,11 @@ import zmq
 from engine.runtime import protocol as p
 from engine.runtime.block_store import (
     BlockLocation,
-    hold_session,
     read_location,
     serialize_table,
-    try_remove_session,
     write_block_file,
 )
+from engine.runtime.session_dirs import hold_session, try_remove_session
 
 _ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,7 +8,7 @@ the user's ``__main__``. Requests are JSON lines on CMD_FD; each reply is the ch
 
 The zygote ignores SIGINT and SIGHUP: a Ctrl-C or a closed terminal reaches the whole
 process group, and the driver, not its helpers, decides what stops. It holds the lock of
-every session it forked workers for (see ``engine.runtime.block_store``). A driver that
+every session it forked workers for (see ``engine.runtime.session_dirs``). A driver that
 shuts down says ``exit`` first; end-of-file without it means the driver died (even by
 SIGKILL): the zygote then waits until the driver's pidfd confirms it, removes that session's
 store and spill directories once no worker holds the session any longer, and exits.
@@ -48,7 +48,8 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
             with contextlib.suppress(ImportError):  # a warm-up only: tasks import on demand
                 importlib.import_module(name)
 
-    from engine.runtime import block_store, worker
+    from engine.runtime import worker
+    from engine.runtime.session_dirs import hold_session
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     try:
@@ -67,7 +68,7 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
         store_dir = request["store_dir"]
         if store_dir not in sessions:
             with contextlib.suppress(OSError):  # gone already: the worker sees that too
-                sessions[store_dir] = (block_store.hold_session(store_dir),
+                sessions[store_dir] = (hold_session(store_dir),
                                        request["spill_dir"])
         pid = os.fork()
         if pid == 0:
@@ -94,7 +95,7 @@ def _remove_sessions_after_driver(driver_fd: int, sessions: dict[str, tuple[int,
     sessions' directories (after the workers, which hold them too, are gone)."""
     import select
 
-    from engine.runtime.block_store import try_remove_session
+    from engine.runtime.session_dirs import try_remove_session
 
     select.select([driver_fd], [], [])  # a pidfd polls readable once its process exited
     deadline = time.monotonic() + _CLEANUP_PATIENCE_S

@@ -18,13 +18,8 @@ import pytest
 import zmq
 
 from engine.runtime import protocol as p
-from engine.runtime.block_store import (
-    SESSION_PREFIX,
-    SPILL_PREFIX,
-    BlockStore,
-    is_valid_block_id,
-    remove_stale_sessions,
-)
+from engine.runtime.block_store import BlockStore, is_valid_block_id
+from engine.runtime.session_dirs import SESSION_PREFIX, SPILL_PREFIX, remove_stale_sessions
 from engine.runtime.zygote import Zygote
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
