@@ -70,6 +70,10 @@ class DataContext:
             taking in, producing or finishing anything (time spent waiting on the consumer
             does not count) before it fails with ``ExecutionTimeoutError`` naming each
             operator's state. ``-1`` disables the check.
+        spill_dir: The directory in which the block store makes its private spill
+            directory (``engine-spill-<random>``, mode 0700) when the cluster starts.
+            ``None`` means ``TMPDIR`` (:func:`tempfile.gettempdir`). Read when the cluster
+            starts: set it before the first execution or ``engine.init()``.
     """
 
     target_max_block_size: int = 128 * MiB
@@ -85,6 +89,7 @@ class DataContext:
     optimizer_enabled: bool = True
     disabled_rules: frozenset[str] = frozenset()
     inline_block_max_bytes: int = 64 * 1024
+    spill_dir: str | None = None
     task_output_credits: int = 2
     max_retries: int = 3
     enable_tensor_extension_casting: bool = True

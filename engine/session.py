@@ -82,7 +82,8 @@ def _start(num_cpus: int | None, num_gpus: int | None, address: str | None,
         _cluster = LocalCluster(num_cpus=num_cpus, num_gpus=num_gpus,
                                 memory_budget=object_store_memory or ctx.memory_budget,
                                 inline_max_bytes=ctx.inline_block_max_bytes, zygote=zygote,
-                                default_credits=ctx.task_output_credits)
+                                default_credits=ctx.task_output_credits,
+                                spill_root=ctx.spill_dir)
         return _cluster
 
 

@@ -9,30 +9,42 @@ The driver owns every block: it counts bytes, frees a block's file when its last
 its budget. Readers fall back to the spill directory transparently, so spilling needs no
 coordination with workers (a reader that already mapped the shm file keeps a valid mapping).
 
-Each session directory is held by an ``flock`` on a lock file; a new store removes the
-directories of sessions whose holder died (even by SIGKILL).
+Each session's store and spill directories are private and locked; see
+:mod:`engine.runtime.session_dirs` for who removes them and when.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
+import re
+import secrets
 import shutil
 import tempfile
 import threading
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import pyarrow as pa
 
+from engine.runtime.session_dirs import (
+    SESSION_PREFIX,
+    SPILL_PREFIX,
+    create_locked_dir,
+    remove_stale_sessions,
+    short_temp_root,
+)
+
 logger = logging.getLogger(__name__)
 
-SESSION_PREFIX = "engine-"
-_LOCK_NAME = ".lock"
-_SPILL_NAME = ".spill"  # holds the session's spill directory, removed with the session
+# The ids the runtime makes: "<worker id>-<pid>-<n>" from a worker, "d<16 hex>" from the driver.
+_BLOCK_ID = re.compile(r"(?:w[0-9]{1,9}-[0-9]{1,10}-[0-9]{1,15}|d[0-9a-f]{16})\Z")
+
+
+def is_valid_block_id(block_id: object) -> bool:
+    """Whether ``block_id`` is an id the runtime makes (so it safely names a file)."""
+    return isinstance(block_id, str) and _BLOCK_ID.match(block_id) is not None
 
 
 @dataclass(frozen=True)
@@ -114,44 +126,6 @@ def _shm_capacity(root: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def remove_stale_sessions(root: str) -> None:
-    """Remove session directories under ``root`` that no live process holds."""
-    try:
-        names = os.listdir(root)
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith(SESSION_PREFIX):
-            continue
-        path = os.path.join(root, name)
-        lock = os.path.join(path, _LOCK_NAME)
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # held: a live session
-        spill_dir = _recorded_spill_dir(path)
-        if spill_dir is not None:
-            shutil.rmtree(spill_dir, ignore_errors=True)
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
-
-
-def _recorded_spill_dir(session_dir: str) -> str | None:
-    """The spill directory a session recorded in its directory, if any."""
-    try:
-        with open(os.path.join(session_dir, _SPILL_NAME)) as f:
-            spill_dir = f.read().strip()
-    except OSError:
-        return None
-    ok = os.path.basename(spill_dir).startswith(SESSION_PREFIX)  # never remove anything else
-    return spill_dir if ok else None
-
-
 class BlockStore:
     """The driver's view of the store: session directory, byte accounting, spill, free.
 
@@ -159,34 +133,34 @@ class BlockStore:
         budget_bytes: Bytes of blocks the shared-memory directory may hold before kept
             blocks spill to disk. Capped by what ``/dev/shm`` can hold.
         root: Where session directories live (``/dev/shm`` by default).
-        spill_root: Where spilled blocks go (a temp directory on disk by default).
+        spill_root: Where the session's private spill directory is made (``TMPDIR`` by
+            default).
     """
 
     def __init__(self, budget_bytes: int, root: str = "/dev/shm",
                  spill_root: str | None = None) -> None:
-        self.session_id = uuid.uuid4().hex[:12]
+        self.session_id = secrets.token_hex(6)
         capacity = _shm_capacity(root) if os.path.isdir(root) else 0
         if capacity < 256 * 1024 * 1024:
             # Containers often give /dev/shm 64 MB: use a disk-backed directory instead.
             logger.warning("/dev/shm holds only %d bytes; the block store uses a disk "
                            "directory instead", capacity)
-            root = tempfile.gettempdir()
+            root = short_temp_root()
             capacity = _shm_capacity(root)
+        spill_root = spill_root or tempfile.gettempdir()
+        os.makedirs(spill_root, mode=0o700, exist_ok=True)
         remove_stale_sessions(root)
+        if os.path.realpath(spill_root) != os.path.realpath(root):
+            remove_stale_sessions(spill_root)
         self.root = root
-        self.dir = os.path.join(root, SESSION_PREFIX + self.session_id)
-        self.spill_dir = os.path.join(spill_root or tempfile.gettempdir(),
-                                      SESSION_PREFIX + self.session_id + "-spill")
-        # Lock (and record the spill directory) under a private name, then rename: another
-        # store's remove_stale_sessions must never see this directory unlocked.
-        staging = os.path.join(root, ".init-" + SESSION_PREFIX + self.session_id)
-        os.makedirs(staging, mode=0o700)
-        self._lock_fd = os.open(os.path.join(staging, _LOCK_NAME), os.O_CREAT | os.O_RDWR,
-                                0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        with open(os.path.join(staging, _SPILL_NAME), "w") as f:
-            f.write(self.spill_dir)
-        os.rename(staging, self.dir)
+        self.dir, self._lock_fd = create_locked_dir(root, SESSION_PREFIX + self.session_id)
+        try:
+            self.spill_dir, self._spill_lock_fd = create_locked_dir(
+                spill_root, SPILL_PREFIX + secrets.token_hex(8))
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._lock_fd)
+            raise
         self.budget_bytes = int(min(budget_bytes, capacity * 0.9)) if capacity else budget_bytes
         self._lock = threading.Lock()
         self._sizes: dict[str, int] = {}  # block id -> bytes in shm
@@ -204,7 +178,13 @@ class BlockStore:
 
     # -- accounting -------------------------------------------------------------------
     def block_path(self, block_id: str) -> str:
+        """The file of a block; ``ValueError`` for an id the runtime would not make."""
+        if not is_valid_block_id(block_id):
+            raise ValueError(f"invalid block id {block_id!r}")
         return os.path.join(self.dir, block_id)
+
+    def _spill_path(self, block_id: str) -> str:
+        return os.path.join(self.spill_dir, os.path.basename(self.block_path(block_id)))
 
     def register(self, block_id: str, size: int) -> None:
         """Record a block file a worker (or the driver) wrote into the session directory."""
@@ -219,7 +199,7 @@ class BlockStore:
 
     def put(self, table: pa.Table, block_id: str | None = None) -> tuple[str, int]:
         """Write a block from the driver; return its id and size."""
-        block_id = block_id or "d" + uuid.uuid4().hex[:16]
+        block_id = block_id or "d" + secrets.token_hex(8)
         size = write_block_file(self.block_path(block_id), table)
         self.register(block_id, size)
         return block_id, size
@@ -251,7 +231,7 @@ class BlockStore:
         if size is not None:
             _unlink(self.block_path(block_id))
         if spilled is not None:
-            _unlink(os.path.join(self.spill_dir, block_id))
+            _unlink(self._spill_path(block_id))
 
     def remove_unreported(self, prefix: str) -> None:
         """Delete files named ``prefix*`` that the store does not account for: blocks (or
@@ -285,8 +265,7 @@ class BlockStore:
                 size = self._sizes.get(block_id)
             if size is None:
                 continue
-            os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
-            dest = os.path.join(self.spill_dir, block_id)
+            dest = self._spill_path(block_id)
             try:
                 shutil.copyfile(path, dest + ".tmp")
                 os.rename(dest + ".tmp", dest)
@@ -324,8 +303,9 @@ class BlockStore:
         self._closed = True
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.spill_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
+        for fd in (self._lock_fd, self._spill_lock_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _unlink(path: str) -> None:

@@ -7,6 +7,11 @@ forked by the zygote, so they are not the driver's children: their death is seen
 attempt id; outputs of the dead attempt that arrive late are dropped, and outputs a retry
 re-produces that were already delivered are skipped, so nothing is counted twice).
 
+Workers connect over an ``ipc://`` socket in the session's private (0700) store directory;
+there is no TCP fallback. Each worker's first message carries the session's secret (handed to
+it through the zygote's private pipe); messages from a peer that has not shown it are dropped
+unread, and block ids in messages are checked before they name a file.
+
 This module knows nothing of datasets: it runs functions on blocks.
 """
 
@@ -15,10 +20,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import hmac
 import itertools
 import logging
 import os
 import pickle
+import secrets
 import signal
 import threading
 import time
@@ -30,9 +37,14 @@ import cloudpickle
 import pyarrow as pa
 import zmq
 
-from engine.errors import ActorDiedError, ResourceUnavailableError, WorkerCrashedError
+from engine.errors import (
+    ActorDiedError,
+    ResourceUnavailableError,
+    SystemException,
+    WorkerCrashedError,
+)
 from engine.runtime import protocol as p
-from engine.runtime.block_store import BlockStore, serialize_table
+from engine.runtime.block_store import BlockStore, is_valid_block_id, serialize_table
 from engine.runtime.handles import ActorHandle, TaskHandle
 from engine.runtime.interfaces import (
     BlockRef,
@@ -48,6 +60,8 @@ from engine.runtime.serialization import dumps_code
 from engine.runtime.zygote import Zygote
 
 logger = logging.getLogger(__name__)
+
+_IPC_PATH_MAX = 107  # bytes in a unix socket's sun_path, less the terminating NUL
 
 @dataclass
 class _Task:
@@ -81,6 +95,7 @@ class _Worker:
     fns: set[bytes] = field(default_factory=set)
     tasks: list[int] = field(default_factory=list)
     retiring: bool = False  # an extra worker sent home: do not replace it
+    authenticated: bool = False  # it sent the session's secret; until then, read nothing
 
 
 @dataclass
@@ -121,12 +136,13 @@ class LocalCluster:
         max_extra_workers: Workers beyond ``num_cpus`` started for tasks that wait for
             their outputs to be taken (default: four per CPU); a cap, so a driver running
             many stalled pipelines cannot fork without bound.
+        spill_root: Where the session's private spill directory is made (default: TMPDIR).
     """
 
     def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None,
                  memory_budget: int = 8 << 30, inline_max_bytes: int = 64 * 1024,
                  zygote: Zygote | None = None, default_credits: int = 2,
-                 max_extra_workers: int | None = None) -> None:
+                 max_extra_workers: int | None = None, spill_root: str | None = None) -> None:
         self.num_cpus = int(num_cpus or os.cpu_count() or 1)
         self.max_extra_workers = 4 * self.num_cpus if max_extra_workers is None else \
             max_extra_workers
@@ -135,7 +151,17 @@ class LocalCluster:
         self.num_gpus = detect_gpus() if num_gpus is None else int(num_gpus)
         self.inline_max_bytes = inline_max_bytes
         self.default_credits = default_credits
-        self.store = BlockStore(memory_budget)
+        self.store = BlockStore(memory_budget, spill_root=spill_root)
+        socket_path = os.path.join(self.store.dir, "r")
+        if len(os.fsencode(socket_path)) > _IPC_PATH_MAX:
+            self.store.close()
+            if zygote is not None:
+                zygote.close()
+            raise RuntimeError(
+                f"the engine's socket path {socket_path!r} is longer than the "
+                f"{_IPC_PATH_MAX} bytes a unix socket allows; set TMPDIR to a shorter "
+                "directory (the engine never falls back to an unauthenticated TCP socket)")
+        self._secret = secrets.token_bytes(32)  # shown by each worker in its first message
         self._zygote = zygote or Zygote()
         self._ctx = zmq.Context()
         self._router = self._ctx.socket(zmq.ROUTER)
@@ -143,11 +169,8 @@ class LocalCluster:
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._router.setsockopt(zmq.SNDHWM, 0)
         self._router.setsockopt(zmq.RCVHWM, 0)
-        self.address = f"ipc://{self.store.dir}/r"
-        if len(self.address) > 100:  # ipc paths are capped at 107 bytes
-            self.address = "tcp://127.0.0.1:*"
+        self.address = f"ipc://{socket_path}"
         self._router.bind(self.address)
-        self.address = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._commands: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -167,6 +190,7 @@ class LocalCluster:
         self.workers_started = 0
         self.tasks_retried = 0
         self.shutdown_kills = 0  # workers that ignored SHUTDOWN (busy) and were SIGKILLed
+        self.messages_rejected = 0  # from unknown or unauthenticated peers, dropped unread
         for _ in range(self.num_cpus):
             self._start_worker(None, {})
         self._thread = threading.Thread(target=self._loop, name="engine-runtime", daemon=True)
@@ -401,14 +425,29 @@ class LocalCluster:
                 frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            wid = frames[0].bytes.decode()
+            wid = frames[0].bytes.decode(errors="replace")
             worker = self._workers.get(wid)
-            if worker is None:
-                continue  # a worker declared dead: its late messages are dropped
+            if worker is None:  # a worker declared dead (or a stranger): dropped unread
+                self.messages_rejected += 1
+                continue
+            if not worker.authenticated:
+                if not self._authenticate(worker, frames):
+                    continue
+                frames = [frames[0], *frames[2:]]
             try:
                 self._on_message(worker, p.decode_header(frames[1].buffer), frames[2:])
             except Exception:  # one bad message must not kill the thread everything needs
                 logger.exception("the runtime could not handle a message from worker %s", wid)
+
+    def _authenticate(self, worker: _Worker, frames: list[Any]) -> bool:
+        """A worker's first message starts with the session's secret; anything else from
+        that identity is dropped without being unpickled."""
+        if len(frames) >= 3 and hmac.compare_digest(frames[1].bytes, self._secret):
+            worker.authenticated = True
+            return True
+        logger.warning("dropped a message from unauthenticated peer %r", worker.worker_id)
+        self.messages_rejected += 1
+        return False
 
     def _handle_command(self, cmd: tuple[Any, ...]) -> bool:
         kind = cmd[0]
@@ -469,6 +508,7 @@ class LocalCluster:
             "worker_id": wid, "address": self.address, "driver_pid": os.getpid(),
             "store_dir": self.store.dir, "spill_dir": self.store.spill_dir,
             "inline_max": self.inline_max_bytes, "env": env, "cpu_share": 1,
+            "secret": self._secret.hex(),
         })
         try:
             pidfd = os.pidfd_open(pid)
@@ -591,6 +631,15 @@ class LocalCluster:
         _, key, attempt, index, kind, block_id, rows, size = header
         task = self._task_of(worker, key, attempt)
         if kind == p.KIND_STORED:
+            if not (is_valid_block_id(block_id) and
+                    block_id.startswith(f"{worker.worker_id}-{worker.pid}-")):
+                logger.warning("worker %s reported an invalid block id %r; rejected",
+                               worker.worker_id, block_id)
+                if task is not None and not task.cancelled:
+                    self._fail_running(task, SystemException(
+                        f"task {task.name}: its worker reported an invalid block id "
+                        f"{block_id!r}"))
+                return
             self.store.register(block_id, size)
         if task is None or task.cancelled or index < task.accepted:
             if kind == p.KIND_STORED:

@@ -5,7 +5,13 @@ arguments (top level, or lists of them) arrive as :class:`BlockLocation` and are
 zero-copy tables before the call. If the call returns an iterator, each item is sent as it
 is produced (tables go to the shared store or inline, anything else is pickled): a task
 streams its output. The driver grants credits; a task that used them all waits, so a slow
-consumer backpressures the producer. The worker exits when the driver process exits.
+consumer backpressures the producer.
+
+The worker's first message (READY) carries the session's secret, which it got from the
+driver through the zygote's private pipe: the driver unpickles nothing from a peer before
+that. The worker holds its session's lock (see ``engine.runtime.session_dirs``) and exits
+when the driver process exits, removing the session's directories if it is the last
+process of the session to go.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import cloudpickle
 import pyarrow as pa
@@ -33,6 +39,7 @@ from engine.runtime.block_store import (
     serialize_table,
     write_block_file,
 )
+from engine.runtime.session_dirs import hold_session, try_remove_session
 
 _ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,20 +74,23 @@ class Worker:
     """The worker's event loop (one per process)."""
 
     def __init__(self, worker_id: str, address: str, driver_pid: int, store_dir: str,
-                 spill_dir: str, inline_max: int) -> None:
+                 spill_dir: str, inline_max: int, secret: bytes) -> None:
         self.worker_id = worker_id
         self.store_dir = store_dir
         self.spill_dir = spill_dir
         self.inline_max = inline_max
+        self.secret = secret
+        self.driver_fd = os.pidfd_open(driver_pid)
+        self.lock_fd = hold_session(store_dir)  # OSError: the session is over already
+        self._leaving = threading.Lock()
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.IDENTITY, worker_id.encode())
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(address)
-        self.driver_fd = os.pidfd_open(driver_pid)
         # The loop below notices the driver's death only between tasks: a long UDF would
         # outlive it. This thread ends the process whatever the main thread is doing.
-        threading.Thread(target=_exit_when_readable, args=(self.driver_fd,), daemon=True,
+        threading.Thread(target=self._watch_driver, daemon=True,
                          name="engine-driver-watch").start()
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
@@ -122,8 +132,19 @@ class Worker:
                 self.pending.append(frames)
             timeout_ms = 0
 
+    def _watch_driver(self) -> None:
+        select.select([self.driver_fd], [], [])  # a pidfd polls readable when it exits
+        self._leave_after_driver()
+
+    def _leave_after_driver(self) -> NoReturn:
+        """The driver died: remove the session's directories if this is the last process
+        of the session, and exit at once (whichever thread sees it first)."""
+        self._leaving.acquire()  # the other thread, arriving second, waits for the exit
+        try_remove_session(self.lock_fd, self.store_dir, self.spill_dir)
+        os._exit(0)
+
     def run(self) -> None:
-        self.sock.send_multipart([p.encode_header(p.READY, os.getpid())])
+        self.sock.send_multipart([self.secret, p.encode_header(p.READY, os.getpid())])
         try:
             while True:
                 frames = self.pending.popleft() if self.pending else self._recv(None)
@@ -140,7 +161,7 @@ class Worker:
                 else:
                     self._absorb_control(frames)
         except _DriverGone:
-            return
+            self._leave_after_driver()
         finally:
             self.sock.close(0)
             self.ctx.term()
@@ -234,11 +255,6 @@ class Worker:
         self.sock.send_multipart([header, type_bytes])
 
 
-def _exit_when_readable(driver_fd: int) -> None:
-    select.select([driver_fd], [], [])  # a pidfd polls readable when its process exits
-    os._exit(0)
-
-
 def configure_threads(cpu_share: int) -> None:
     """Size pyarrow's pools to this worker's CPU share (N workers on N cores)."""
     pa.set_cpu_count(max(1, cpu_share))
@@ -248,11 +264,18 @@ def configure_threads(cpu_share: int) -> None:
 
 
 def worker_main(worker_id: str, address: str, driver_pid: int, store_dir: str,
-                spill_dir: str, inline_max: int, cpu_share: int = 1) -> None:
-    """Entry point of a forked worker: serve until the driver says stop or dies."""
+                spill_dir: str, inline_max: int, secret: str, cpu_share: int = 1) -> None:
+    """Entry point of a forked worker: serve until the driver says stop or dies.
+
+    ``secret`` (hex) authenticates this worker to the driver in its first message.
+    """
     configure_threads(cpu_share)
-    with contextlib.suppress(ProcessLookupError):  # the driver was gone before we started
-        Worker(worker_id, address, driver_pid, store_dir, spill_dir, inline_max).run()
+    try:
+        worker = Worker(worker_id, address, driver_pid, store_dir, spill_dir, inline_max,
+                        bytes.fromhex(secret))
+    except OSError:  # the driver (or its session) was gone before we started
+        os._exit(0)
+    worker.run()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -5,7 +5,13 @@ driver is still importing. It imports pyarrow, numpy, ZeroMQ and cloudpickle onc
 BLAS/OpenMP pools already sized by the environment), never creates a ZeroMQ context or a
 thread, and forks a worker per request, so a worker is ready in milliseconds and never runs
 the user's ``__main__``. Requests are JSON lines on CMD_FD; each reply is the child's pid.
-The zygote exits when CMD_FD reaches end-of-file, which happens when the driver dies.
+
+The zygote ignores SIGINT and SIGHUP: a Ctrl-C or a closed terminal reaches the whole
+process group, and the driver, not its helpers, decides what stops. It holds the lock of
+every session it forked workers for (see ``engine.runtime.session_dirs``). A driver that
+shuts down says ``exit`` first; end-of-file without it means the driver died (even by
+SIGKILL): the zygote then waits until the driver's pidfd confirms it, removes that session's
+store and spill directories once no worker holds the session any longer, and exits.
 """
 
 from __future__ import annotations
@@ -17,13 +23,19 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 _THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
 
 
-def _serve(cmd_fd: int, reply_fd: int) -> None:
+# How long a zygote whose driver died waits for the session's workers to exit before it
+# leaves the directories to the next start-up sweep (a worker stuck in the kernel).
+_CLEANUP_PATIENCE_S = 60.0
+
+
+def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
     import importlib
 
     import numpy  # noqa: F401  (warm imports inherited by every worker)
@@ -37,28 +49,64 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
                 importlib.import_module(name)
 
     from engine.runtime import worker
+    from engine.runtime.session_dirs import hold_session
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    try:
+        driver_fd = os.pidfd_open(driver_pid)
+    except ProcessLookupError:
+        os._exit(0)  # the driver died before we started
+    sessions: dict[str, tuple[int, str]] = {}  # store dir -> (lock fd, spill dir)
     cmds = os.fdopen(cmd_fd, "r")
     replies = os.fdopen(reply_fd, "w")
     replies.write("ready\n")
     replies.flush()
     for line in cmds:
         request = json.loads(line)
+        if request.get("op") == "exit":
+            os._exit(0)  # a clean shutdown: the driver removes its own directories
+        store_dir = request["store_dir"]
+        if store_dir not in sessions:
+            with contextlib.suppress(OSError):  # gone already: the worker sees that too
+                sessions[store_dir] = (hold_session(store_dir),
+                                       request["spill_dir"])
         pid = os.fork()
         if pid == 0:
             cmds.close()
             replies.close()
+            os.close(driver_fd)
+            for lock_fd, _ in sessions.values():
+                os.close(lock_fd)  # the worker holds the session through its own descriptor
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.environ.update(request.get("env", {}))
             worker.worker_main(request["worker_id"], request["address"],
                                request["driver_pid"], request["store_dir"],
                                request["spill_dir"], request["inline_max"],
-                               request.get("cpu_share", 1))
+                               request["secret"], request.get("cpu_share", 1))
             os._exit(0)
         replies.write(f"{pid}\n")
         replies.flush()
-    os._exit(0)  # the driver is gone or done: skip tearing down pandas and friends
+    _remove_sessions_after_driver(driver_fd, sessions)
+    os._exit(0)  # skip tearing down pandas and friends
+
+
+def _remove_sessions_after_driver(driver_fd: int, sessions: dict[str, tuple[int, str]]) -> None:
+    """The command pipe closed without ``exit``: once the driver is really dead, remove its
+    sessions' directories (after the workers, which hold them too, are gone)."""
+    import select
+
+    from engine.runtime.session_dirs import try_remove_session
+
+    select.select([driver_fd], [], [])  # a pidfd polls readable once its process exited
+    deadline = time.monotonic() + _CLEANUP_PATIENCE_S
+    pending = dict(sessions)
+    while pending and time.monotonic() < deadline:
+        for store_dir, (lock_fd, spill_dir) in list(pending.items()):
+            if try_remove_session(lock_fd, store_dir, spill_dir) or \
+                    not os.path.exists(store_dir):
+                del pending[store_dir]
+        if pending:
+            time.sleep(0.05)  # workers exit within moments of the driver
 
 
 class Zygote:
@@ -73,7 +121,8 @@ class Zygote:
         env["ENGINE_ZYGOTE_PRELOAD"] = ",".join(preload)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.runtime.zygote", str(cmd_r), str(reply_w)],
+            [sys.executable, "-m", "engine.runtime.zygote", str(cmd_r), str(reply_w),
+             str(os.getpid())],
             pass_fds=(cmd_r, reply_w), env=env, stdin=subprocess.DEVNULL,
             cwd=os.getcwd())
         os.close(cmd_r)
@@ -98,8 +147,10 @@ class Zygote:
         return int(line)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # a dead zygote: its pipe is broken
+            os.write(self._cmd_w, b'{"op": "exit"}\n')  # not end-of-file alone: not a death
         with contextlib.suppress(OSError):
-            os.close(self._cmd_w)  # end-of-file: the zygote exits
+            os.close(self._cmd_w)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -109,4 +160,6 @@ class Zygote:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by every worker
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

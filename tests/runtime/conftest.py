@@ -73,7 +73,7 @@ class RuntimeHelpers:
     def spill_files(cluster: LocalCluster) -> list[str]:
         """Files in the cluster's spill directory."""
         try:
-            return sorted(os.listdir(cluster.store.spill_dir))
+            return sorted(n for n in os.listdir(cluster.store.spill_dir) if n != ".lock")
         except FileNotFoundError:
             return []
 

@@ -1,6 +1,6 @@
 """Start and end of a LocalCluster: shutdown leaves no process, shared-memory directory or
 spill directory behind, and a driver killed with SIGKILL takes its workers and zygote with
-it while the next store removes its session directory."""
+it while they remove its session's directories."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ import cloudpickle
 import numpy as np
 import pyarrow as pa
 import pytest
-
-from engine.runtime.block_store import BlockStore
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -139,16 +137,11 @@ def test_driver_killed_takes_workers_and_zygote_with_it(rt, tmp_path):
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
         driver.stdout.close()
-    rt.wait_until(lambda: all(rt.process_gone(pid) for pid in pids), timeout=10,
+    rt.wait_until(lambda: all(rt.process_gone(pid) for pid in pids), timeout=20,
                   what="the zygote and every worker to exit after the driver died")
-    assert os.path.isdir(store_dir)  # nobody ran any cleanup: SIGKILL
-    store = BlockStore(1 << 20)  # the next session's store removes what nobody holds
-    try:
-        assert not os.path.exists(store_dir)
-        assert not os.path.exists(spill_dir)
-        assert os.path.isdir(store.dir)
-    finally:
-        store.close()
+    # The processes that outlived the driver removed its directories on their way out.
+    rt.wait_until(lambda: not (os.path.exists(store_dir) or os.path.exists(spill_dir)),
+                  timeout=20, what="the dead driver's store and spill directories to go")
 
 
 def test_init_returns_once_every_task_worker_is_up():
