@@ -195,6 +195,7 @@ class BlockStore:
         self.used_bytes = 0
         self.peak_bytes = 0
         self.spilled_bytes_total = 0
+        self.spill_failures = 0
         self._closed = False
         # A process forked from the driver inherits this object (and BlockRefs that point at
         # it): only the driver may delete or move block files.
@@ -204,13 +205,14 @@ class BlockStore:
     def block_path(self, block_id: str) -> str:
         return os.path.join(self.dir, block_id)
 
-    def register(self, block_id: str, size: int) -> None:
-        """Record a block file a worker (or the driver) wrote into the session directory."""
+    def register(self, block_id: str, size: int, spill: bool = True) -> None:
+        """Record a block file a worker (or the driver) wrote into the session directory;
+        over budget, spill now unless ``spill`` is False (the caller spills elsewhere)."""
         with self._lock:
             self._sizes[block_id] = size
             self.used_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.used_bytes)
-        if self.used_bytes > self.budget_bytes:
+        if spill and self.used_bytes > self.budget_bytes:
             self.spill_until_under_budget()
 
     def put(self, table: pa.Table, block_id: str | None = None) -> tuple[str, int]:
@@ -263,7 +265,10 @@ class BlockStore:
 
     # -- spilling ---------------------------------------------------------------------
     def spill_until_under_budget(self) -> int:
-        """Move least recently kept spillable blocks to disk until under budget."""
+        """Move least recently kept spillable blocks to disk until under budget.
+
+        A block that cannot be spilled (disk full, unwritable directory) stays in shared
+        memory, still spillable later: nothing is lost; this pass stops there."""
         if os.getpid() != self._owner_pid:
             return 0
         moved = 0
@@ -275,13 +280,19 @@ class BlockStore:
                 size = self._sizes.get(block_id)
             if size is None:
                 continue
-            os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
             dest = os.path.join(self.spill_dir, block_id)
             try:
+                os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
                 shutil.copyfile(path, dest + ".tmp")
                 os.rename(dest + ".tmp", dest)
-            except FileNotFoundError:
-                continue  # freed meanwhile
+            except FileNotFoundError as exc:
+                if exc.filename == path or not os.path.exists(path):
+                    continue  # freed meanwhile
+                self._spill_failed(block_id, path, dest, exc)
+                return moved
+            except OSError as exc:
+                self._spill_failed(block_id, path, dest, exc)
+                return moved
             with self._lock:
                 if self._sizes.pop(block_id, None) is None:  # freed while copying
                     _unlink(dest)
@@ -291,6 +302,17 @@ class BlockStore:
                 self.spilled_bytes_total += size
             _unlink(path)
             moved += size
+
+    def _spill_failed(self, block_id: str, path: str, dest: str, exc: OSError) -> None:
+        _unlink(dest + ".tmp")
+        with self._lock:
+            if block_id in self._sizes:  # still here: keep it, and spillable for a later try
+                self._spillable[block_id] = path
+                self._spillable.move_to_end(block_id, last=False)
+            self.spill_failures += 1
+        if self.spill_failures == 1:
+            logger.warning("spilling block %s failed (%s: %s); it stays in shared memory",
+                           block_id, type(exc).__name__, exc)
 
     def is_spilled(self, block_id: str) -> bool:
         with self._lock:

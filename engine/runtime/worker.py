@@ -6,6 +6,12 @@ zero-copy tables before the call. If the call returns an iterator, each item is 
 is produced (tables go to the shared store or inline, anything else is pickled): a task
 streams its output. The driver grants credits; a task that used them all waits, so a slow
 consumer backpressures the producer. The worker exits when the driver process exits.
+
+Failures of the system rather than of the UDF (an input block whose file is gone, a block
+write that fails: disk full) are reported as ``SYSTEM_ERROR``, never as the UDF's ``ERROR``,
+so the driver retries them and never blames (or skips past) user code. Control messages
+for tasks this worker no longer knows are dropped, and the function cache is a bounded LRU:
+nothing here grows with the number of tasks run.
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ class _DriverGone(Exception):
     pass
 
 
+class _SystemFailure(Exception):
+    """The engine's own work on this worker failed (not the UDF): reported as SYSTEM_ERROR."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 def trimmed_traceback(exc: BaseException) -> str:
     """Format ``exc``'s traceback without the engine's own frames."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
@@ -55,11 +69,19 @@ def trimmed_traceback(exc: BaseException) -> str:
     return "".join(lines)
 
 
+def _read_input(loc: BlockLocation) -> Any:
+    try:
+        return read_location(loc)
+    except FileNotFoundError as exc:
+        raise _SystemFailure(p.SYS_OBJECT_LOST, f"block {loc.block_id} is lost: its file is "
+                             f"in neither the store nor the spill directory") from exc
+
+
 def _resolve(arg: Any) -> Any:
     if isinstance(arg, BlockLocation):
-        return read_location(arg)
+        return _read_input(arg)
     if isinstance(arg, list) and arg and isinstance(arg[0], BlockLocation):
-        return [read_location(a) for a in arg]
+        return [_read_input(a) for a in arg]
     return arg
 
 
@@ -85,8 +107,10 @@ class Worker:
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.driver_fd, zmq.POLLIN)
-        self.fns: dict[bytes, Any] = {}
+        self.fns: collections.OrderedDict[bytes, Any] = collections.OrderedDict()  # LRU
         self.pending: collections.deque[list[zmq.Frame]] = collections.deque()
+        self.pending_keys: set[int] = set()  # tasks received but not started
+        self.current: int | None = None  # the task running now
         self.credits: dict[int, int] = {}
         self.cancelled: set[int] = set()
         self.block_counter = 0
@@ -103,14 +127,22 @@ class Worker:
         return None
 
     def _absorb_control(self, frames: list[zmq.Frame]) -> bool:
-        """Apply a CREDIT/CANCEL message at once; return False for anything else."""
+        """Apply a CREDIT/CANCEL message at once; return False for anything else.
+
+        A control message for a task that already ended here is dropped: kept, it would
+        sit in ``credits``/``cancelled`` forever."""
         header = p.decode_header(frames[0].buffer)
-        if header[0] == p.CREDIT:
-            self.credits[header[1]] = self.credits.get(header[1], 0) + header[2]
+        if header[0] in (p.CREDIT, p.CANCEL):
+            key = header[1]
+            if key != self.current and key not in self.pending_keys:
+                return True
+            if header[0] == p.CREDIT:
+                self.credits[key] = self.credits.get(key, 0) + header[2]
+            else:
+                self.cancelled.add(key)
             return True
-        if header[0] == p.CANCEL:
-            self.cancelled.add(header[1])
-            return True
+        if header[0] == p.TASK:
+            self.pending_keys.add(header[1])
         return False
 
     def _drain_control(self, timeout_ms: int | None = 0) -> None:
@@ -132,6 +164,7 @@ class Worker:
                 header = p.decode_header(frames[0].buffer)
                 kind = header[0]
                 if kind == p.TASK:
+                    self.pending_keys.discard(header[1])
                     self._run_task(header, frames)
                 elif kind == p.ACTOR_INIT:
                     self._init_actor(frames)
@@ -157,15 +190,31 @@ class Worker:
         self.sock.send_multipart([p.encode_header(p.ACTOR_READY)])
 
     # -- tasks ----------------------------------------------------------------------------
+    def _function(self, digest: bytes, fn_frame: zmq.Frame) -> Any:
+        """The task's function: from the frame (then cached) or from the LRU cache."""
+        fn = self.fns.get(digest)
+        if fn is not None:
+            self.fns.move_to_end(digest)
+            return fn
+        if not fn_frame.bytes:  # the driver mirrors this cache; a miss is re-sent, not fatal
+            raise _SystemFailure(p.SYS_FN_MISSING, "the worker's function cache lost the task's "
+                                 "function")
+        fn = cloudpickle.loads(fn_frame.buffer)
+        self.fns[digest] = fn
+        while len(self.fns) > p.FN_CACHE_SIZE:
+            self.fns.popitem(last=False)
+        return fn
+
     def _run_task(self, header: tuple[Any, ...], frames: list[zmq.Frame]) -> None:
         _, key, attempt, digest, credits = header
+        self.current = key
         self.credits[key] = self.credits.get(key, 0) + credits
         cpu0 = time.process_time()
         try:
-            fn = self.fns.get(digest)
-            if fn is None:
-                fn = cloudpickle.loads(frames[1].buffer)
-                self.fns[digest] = fn
+            self._drain_control(0)  # a CANCEL sent after this call was queued comes first
+            if key in self.cancelled:
+                raise _Cancelled()
+            fn = self._function(digest, frames[1])
             args = [_resolve(a) for a in pickle.loads(frames[2].buffer)]
             result = fn(self.instance, *args) if self.is_actor else fn(*args)
             if isinstance(result, Iterator):
@@ -176,15 +225,23 @@ class Worker:
             pass
         except _DriverGone:
             raise
+        except _SystemFailure as exc:
+            self._end_task(key)
+            self.sock.send_multipart([p.encode_header(p.SYSTEM_ERROR, key, attempt, exc.name,
+                                                      str(exc))])
+            return
         except BaseException as exc:
-            self.credits.pop(key, None)
-            self.cancelled.discard(key)
+            self._end_task(key)
             self._send_error(key, attempt, exc)
             return
-        self.credits.pop(key, None)
-        self.cancelled.discard(key)
+        self._end_task(key)
         self.sock.send_multipart([p.encode_header(p.DONE, key, attempt,
                                                   time.process_time() - cpu0)])
+
+    def _end_task(self, key: int) -> None:
+        self.current = None
+        self.credits.pop(key, None)
+        self.cancelled.discard(key)
 
     def _stream(self, key: int, attempt: int, items: Iterator[Any]) -> None:
         index = 0
@@ -214,7 +271,14 @@ class Worker:
                 return
             self.block_counter += 1
             block_id = f"{self.worker_id}-{os.getpid()}-{self.block_counter}"
-            size = write_block_file(os.path.join(self.store_dir, block_id), item)
+            path = os.path.join(self.store_dir, block_id)
+            try:
+                size = write_block_file(path, item)
+            except OSError as exc:  # disk full, I/O error: the store's failure, not the UDF's
+                with contextlib.suppress(OSError):
+                    os.unlink(path + ".tmp")
+                raise _SystemFailure(p.SYS_STORE_WRITE, f"writing block {block_id} to the "
+                                     f"store failed: {type(exc).__name__}: {exc}") from exc
             header = p.encode_header(p.OUTPUT, key, attempt, index, p.KIND_STORED, block_id,
                                      item.num_rows, size)
             self.sock.send_multipart([header, schema, b""])

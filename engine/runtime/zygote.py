@@ -66,6 +66,7 @@ class Zygote:
 
     def __init__(self, preload: tuple[str, ...] = ()) -> None:
         """Start the zygote; it imports the modules named in ``preload`` before forking."""
+        self.preload = preload  # a zygote found dead is replaced by one like it
         cmd_r, self._cmd_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
         env = dict(os.environ)
