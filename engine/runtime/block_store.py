@@ -304,7 +304,8 @@ class BlockStore:
             moved += size
 
     def _spill_failed(self, block_id: str, path: str, dest: str, exc: OSError) -> None:
-        _unlink(dest + ".tmp")
+        with contextlib.suppress(OSError):
+            os.unlink(dest + ".tmp")
         with self._lock:
             if block_id in self._sizes:  # still here: keep it, and spillable for a later try
                 self._spillable[block_id] = path

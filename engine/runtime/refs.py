@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from engine.block import BlockMetadata
+from engine.errors import ObjectLostError
 from engine.runtime.block_store import BlockLocation, read_location
 
 if TYPE_CHECKING:
@@ -66,8 +67,17 @@ class BlockRef:
         return self.inline is None
 
     def get(self) -> pa.Table:
-        """Read the block (zero-copy memory map for stored blocks)."""
-        return read_location(self.location)
+        """Read the block (zero-copy memory map for stored blocks).
+
+        Raises:
+            ObjectLostError: the block's file is gone (from the store and the spill
+                directory).
+        """
+        try:
+            return read_location(self.location)
+        except FileNotFoundError as exc:
+            raise ObjectLostError(f"block {self.block_id} is lost: its file is in neither the "
+                                  f"store nor the spill directory") from exc
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockLocation, (self.block_id, self.path, self.inline, self.spill_dir))
