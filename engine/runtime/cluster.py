@@ -61,6 +61,8 @@ from engine.runtime.zygote import Zygote
 
 logger = logging.getLogger(__name__)
 
+_ZYGOTE_RESTARTS = 3  # restarts in a row for one fork before the runtime gives up
+
 @dataclass
 class _Task:
     key: int
@@ -534,19 +536,22 @@ class LocalCluster:
                                                            self._fork_pid(request))))
 
     def _fork_pid(self, request: dict[str, Any]) -> int:
-        """Fork a worker and return its pid; restart a dead zygote once and retry."""
-        try:
-            pid = self._zygote.fork(request)
-        except (OSError, RuntimeError, ValueError) as exc:
-            logger.warning("the engine's zygote failed (%s: %s); restarting it",
-                           type(exc).__name__, exc)
-            old = self._zygote
-            self._zygote = Zygote(old.preload)
-            self.zygote_restarts += 1
-            with contextlib.suppress(Exception):
-                old.close()
-            return self._zygote.fork(request)  # a second failure fails the runtime
-        return pid
+        """Fork a worker and return its pid; a zygote found dead is replaced (a few times in
+        a row at most: past that, the failure fails the runtime)."""
+        for restarts_left in range(_ZYGOTE_RESTARTS, -1, -1):
+            try:
+                return self._zygote.fork(request)
+            except (OSError, RuntimeError, ValueError) as exc:
+                if not restarts_left:
+                    raise
+                logger.warning("the engine's zygote failed (%s: %s); restarting it",
+                               type(exc).__name__, exc)
+                old = self._zygote
+                self._zygote = Zygote(old.preload)
+                self.zygote_restarts += 1
+                with contextlib.suppress(Exception):
+                    old.close()
+        raise AssertionError("unreachable: the loop returns or raises")
 
     def _on_forked(self, wid: str, pid: int) -> None:
         worker = self._workers.get(wid)

@@ -72,8 +72,11 @@ def stream_with_failing_write(marker, n, fail_always):
 
     if fail_always or not os.path.exists(marker):
         open(marker, "w").close()
+        real_write = worker_module.write_block_file
 
         def disk_full(path, table):
+            if not fail_always:  # once: the retry may run on this same worker
+                worker_module.write_block_file = real_write
             with open(path + ".tmp", "wb") as f:  # a partial write, as a full disk leaves
                 f.write(b"ARROW1")
             raise OSError(errno.ENOSPC, "No space left on device")
