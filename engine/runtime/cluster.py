@@ -486,7 +486,8 @@ class LocalCluster:
             self._on_forked(cmd[1], cmd[2])
         elif kind == "spilled":
             self._spill_scheduled = False
-            self._maybe_spill()
+            if cmd[1]:  # progress: go on; a failed pass waits for the next new block
+                self._maybe_spill()
         elif kind == "fatal":
             raise cmd[1]
         elif kind == "stop":
@@ -724,10 +725,11 @@ class LocalCluster:
         self._spill_scheduled = True
 
         def spill() -> None:
+            moved = 0
             try:
-                self.store.spill_until_under_budget()
+                moved = self.store.spill_until_under_budget()
             finally:
-                self._command(("spilled",))
+                self._command(("spilled", moved))
 
         self._background.submit(spill)
 
@@ -791,6 +793,9 @@ class LocalCluster:
             self._requeue(task)
             return
         self._tasks.pop(key, None)
+        if task.cancelled:  # nobody waits for its outputs
+            task.handle._finish()
+            return
         task.handle._finish(error_cls(f"task {task.name} failed after {task.attempt + 1} "
                                       f"attempt(s) (max_retries={task.max_retries}): "
                                       f"{message}"))

@@ -259,3 +259,26 @@ def test_task_outputs_over_budget_spill_off_the_runtime_thread(make_cluster, rt,
     assert any(cluster.store.is_spilled(r.block_id) for r in kept)
     assert [r.get()["i"][0].as_py() for r in kept] == list(range(5))
     assert [r.get()["i"][0].as_py() for r in streamed] == list(range(4))
+
+
+def test_failing_spill_is_not_retried_in_a_busy_loop(make_cluster, rt, tmp_path, monkeypatch):
+    cluster = make_cluster(memory_budget=1 << 20)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    cluster.store.spill_dir = str(blocker / "spill")
+    passes = []
+    spill = cluster.store.spill_until_under_budget
+
+    def counting_spill():
+        passes.append(1)
+        return spill()
+
+    monkeypatch.setattr(cluster.store, "spill_until_under_budget", counting_spill)
+    kept = [cluster.put(int_table(i)) for i in range(5)]
+    for ref in kept:
+        cluster.store.mark_spillable(ref.block_id)
+    streamed = list(cluster.submit(produce_blocks, (4,), credits=64).iter_outputs(timeout=60))
+    settled = rt.wait_stable(lambda: len(passes))
+    assert 1 <= settled <= len(streamed) + 1  # one pass per new block at most, no spinning
+    assert cluster.store.spill_failures >= 1
+    assert [r.get()["i"][0].as_py() for r in kept + streamed] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
