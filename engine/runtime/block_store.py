@@ -24,6 +24,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -196,6 +197,8 @@ class BlockStore:
         self.peak_bytes = 0
         self.spilled_bytes_total = 0
         self.spill_failures = 0
+        # Set by the runtime: rebuild a lost block (lineage); returns (rebuilt, why not).
+        self.recover: Callable[[str], tuple[bool, str]] | None = None
         self._closed = False
         # A process forked from the driver inherits this object (and BlockRefs that point at
         # it): only the driver may delete or move block files.
@@ -314,6 +317,25 @@ class BlockStore:
         if self.spill_failures == 1:
             logger.warning("spilling block %s failed (%s: %s); it stays in shared memory",
                            block_id, type(exc).__name__, exc)
+
+    def holds(self, block_id: str) -> bool:
+        """Whether the block is accounted for (not freed), in memory or spilled."""
+        with self._lock:
+            return block_id in self._sizes or block_id in self._spilled
+
+    def restore(self, block_id: str, source: str) -> bool:
+        """Put a rebuilt copy (a file in the session directory) in place of a lost block;
+        return False (and delete ``source``) if the block was freed meanwhile."""
+        with self._lock:  # the rename too: free() must not miss the file
+            if block_id not in self._sizes and block_id not in self._spilled:
+                _unlink(source)
+                return False
+            spilled = self._spilled.pop(block_id, None)
+            if spilled is not None:  # back in memory: its spill file is gone anyway
+                self._sizes[block_id] = spilled
+                self.used_bytes += spilled
+            os.rename(source, self.block_path(block_id))
+            return True
 
     def is_spilled(self, block_id: str) -> bool:
         with self._lock:

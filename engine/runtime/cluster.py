@@ -14,6 +14,8 @@ the IO thread itself fails, every pending task and actor fails with ``RuntimeFai
 naming the cause, and so does every later call. Failures of the system reported by workers
 (a lost input block, a failed block write) are retried like a worker's death, within
 ``max_retries``, and end as ``ObjectLostError``/``StoreWriteError``, never as the UDF's error.
+A lost block that a task made is first rebuilt by re-running that task (see
+:mod:`engine.runtime.lineage`); the tasks (or driver reads) that needed it wait, then go on.
 
 State is bounded: dead actors are dropped (with their pickled class and arguments), each
 worker's function cache is an LRU mirrored here, and messages about finished tasks leave
@@ -55,6 +57,7 @@ from engine.runtime import protocol as p
 from engine.runtime.background import Background
 from engine.runtime.block_store import BlockStore, serialize_table
 from engine.runtime.handles import ActorHandle, RemoteError, TaskHandle, ValueOutput
+from engine.runtime.lineage import BlockWaiter, Lineage, Producer
 from engine.runtime.refs import BlockRef
 from engine.runtime.serialization import dumps_code
 from engine.runtime.zygote import Zygote
@@ -62,6 +65,7 @@ from engine.runtime.zygote import Zygote
 logger = logging.getLogger(__name__)
 
 _ZYGOTE_RESTARTS = 3  # restarts in a row for one fork before the runtime gives up
+_MAX_REBUILDS = 3  # times one task may wait for lost inputs to be rebuilt
 
 @dataclass
 class _Task:
@@ -80,6 +84,7 @@ class _Task:
     untaken: int = 0  # delivered outputs the consumer has not taken: the worker's debt
     worker: str | None = None
     cancelled: bool = False
+    rebuilds: int = 0  # times it waited for a lost input block to be rebuilt
 
     @property
     def waiting_for_credit(self) -> bool:
@@ -175,6 +180,9 @@ class LocalCluster:
         self._stopping = False
         self._failed: RuntimeFailedError | None = None
         self._spill_scheduled = False
+        self._lineage = Lineage(self.store.holds)
+        self.store.recover = self._recover_block
+        self.blocks_rebuilt = 0
         self.workers_started = 0
         self.tasks_retried = 0
         self.zygote_restarts = 0
@@ -273,7 +281,8 @@ class LocalCluster:
         return {"tasks": len(self._tasks), "actors": len(self._actors),
                 "workers": len(workers), "queued": len(self._queue),
                 "worker_fns": sum(len(w.fns) for w in workers),
-                "fn_cache": len(self._fn_cache), "commands": len(self._commands)}
+                "fn_cache": len(self._fn_cache), "commands": len(self._commands),
+                "lineage": len(self._lineage), "rebuilds": len(self._lineage.rebuilds)}
 
     def shutdown(self) -> None:
         """Stop every worker and actor, the zygote and the IO thread; remove the store."""
@@ -375,6 +384,7 @@ class LocalCluster:
             actor.handle.error = error
             actor.handle.ready.set()
         self._fail_commands(error)
+        self._lineage.fail_all(str(error))
         with contextlib.suppress(Exception):  # best effort: shutdown() kills what remains
             self._stop_workers()
 
@@ -389,6 +399,8 @@ class LocalCluster:
             elif cmd[0] == "actor":
                 cmd[1].handle.error = error
                 cmd[1].handle.ready.set()
+            elif cmd[0] == "recover":
+                cmd[2].resolve(False, str(error))
 
     # ================================================================== IO thread
     def _loop(self) -> None:
@@ -488,6 +500,12 @@ class LocalCluster:
             self._spill_scheduled = False
             if cmd[1]:  # progress: go on; a failed pass waits for the next new block
                 self._maybe_spill()
+        elif kind == "recover":
+            if not self._wait_for_rebuild(cmd[1], waiter=cmd[2]):
+                cmd[2].resolve(False, "no task that made it is known (a block put by the driver, "
+                               "or the output of an actor)")
+        elif kind == "rebuilt":
+            self._end_rebuild(cmd[1], cmd[2])
         elif kind == "fatal":
             raise cmd[1]
         elif kind == "stop":
@@ -689,6 +707,10 @@ class LocalCluster:
     def _on_output(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:
         _, key, attempt, index, kind, block_id, rows, size = header
         task = self._task_of(worker, key, attempt)
+        rebuild = self._lineage.rebuilds.get(key)
+        if rebuild is not None:
+            self._on_rebuild_output(worker, task, index, kind, block_id)
+            return
         if kind == p.KIND_STORED:
             self.store.register(block_id, size, spill=False)  # spilling is not this thread's
             self._maybe_spill()
@@ -715,6 +737,9 @@ class LocalCluster:
             item = BlockRef(block_id, rows, size, path=self.store.block_path(block_id),
                             schema_bytes=frames[0].bytes, store=self.store,
                             spill_dir=self.store.spill_dir)
+            if task.actor_id is None:  # an actor's state cannot be replayed: no lineage
+                self._lineage.record(block_id, Producer(task.name, task.digest, task.fn_bytes,
+                                                        task.args_bytes, index))
         task.handle._push(item)
 
     def _maybe_spill(self) -> None:
@@ -773,7 +798,7 @@ class LocalCluster:
 
     def _on_system_error(self, worker: _Worker, header: tuple[Any, ...]) -> None:
         """The worker's own work failed (not the UDF): retry the task like a worker death."""
-        _, key, attempt, name, message = header
+        _, key, attempt, name, message, lost_block = header
         task = self._task_of(worker, key, attempt)
         if task is None:
             return
@@ -783,6 +808,10 @@ class LocalCluster:
         if name == p.SYS_FN_MISSING:  # not a failure: send the function again
             worker.fns.pop(task.digest, None)
             self._requeue(task)
+            return
+        if name == p.SYS_OBJECT_LOST and lost_block and not task.cancelled and \
+                task.rebuilds < _MAX_REBUILDS and self._wait_for_rebuild(lost_block, task=task):
+            logger.warning("task %s: %s; rebuilding it from its lineage", task.name, message)
             return
         error_cls: type[SystemException] = (
             ObjectLostError if name == p.SYS_OBJECT_LOST else StoreWriteError)
@@ -799,6 +828,97 @@ class LocalCluster:
         task.handle._finish(error_cls(f"task {task.name} failed after {task.attempt + 1} "
                                       f"attempt(s) (max_retries={task.max_retries}): "
                                       f"{message}"))
+
+    # -- lineage ------------------------------------------------------------------------
+    def _recover_block(self, block_id: str) -> tuple[bool, str]:
+        """(Any thread but the IO thread.) Rebuild a lost block a driver-side read needs;
+        return whether it is back, and why not."""
+        if threading.current_thread() is self._thread or self._failed or self._stopping:
+            return False, "the runtime cannot rebuild it now"
+        waiter = BlockWaiter()
+        self._command(("recover", block_id, waiter))
+        while not waiter.event.wait(1.0):  # a rebuild always ends; shutdown ends the wait
+            if self._failed is not None or self._stopping:
+                return False, "the runtime stopped"
+        return waiter.ok, waiter.reason
+
+    def _wait_for_rebuild(self, block_id: str, task: _Task | None = None,
+                          waiter: BlockWaiter | None = None) -> bool:
+        """Make ``task`` (or ``waiter``) wait for ``block_id`` to be rebuilt, starting the
+        rebuild if needed; False if the block has no known producer."""
+        rebuild = self._lineage.rebuilding(block_id)
+        if rebuild is None:
+            producer = self._lineage.producer(block_id)
+            if producer is None:
+                return False
+            key = next(self._keys)
+            handle = TaskHandle(key, f"{producer.name} (rebuilding block {block_id})", self,
+                                None, credits=1 << 30)
+            handle._notify = lambda: self._command(("rebuilt", key, handle))
+            rerun = _Task(key, handle.name, producer.digest, producer.fn_bytes,
+                          producer.args_bytes, handle, max_retries=1, credits=1 << 30)
+            rebuild = self._lineage.start(key, block_id, producer.index)
+            self._tasks[key] = rerun
+            self._queue.appendleft(key)
+        if task is not None:
+            task.rebuilds += 1
+            rebuild.task_keys.append(task.key)
+        if waiter is not None:
+            rebuild.waiters.append(waiter)
+        return True
+
+    def _on_rebuild_output(self, worker: _Worker, task: _Task | None, index: int, kind: int,
+                           block_id: str) -> None:
+        """An output of a re-run task: the wanted one takes the lost block's place (a file
+        rename in the session directory); the others are dropped."""
+        rebuild = self._lineage.rebuilds[task.key] if task is not None else None
+        path = self.store.block_path(block_id) if kind == p.KIND_STORED else None
+        if task is None or rebuild is None or rebuild.restored or index != rebuild.index \
+                or path is None:
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # never registered: nobody else would remove it
+            if task is not None and rebuild is not None and index >= rebuild.index:
+                self._fail_running_quietly(task)  # past the wanted output: nothing more needed
+            return
+        rebuild.restored = self.store.restore(rebuild.block_id, path)
+        if rebuild.restored:
+            self.blocks_rebuilt += 1
+        self._fail_running_quietly(task)
+
+    def _fail_running_quietly(self, task: _Task) -> None:
+        if not task.cancelled:
+            task.cancelled = True
+            if task.worker is not None:
+                self._send(task.worker, p.encode_header(p.CANCEL, task.key))
+
+    def _end_rebuild(self, key: int, handle: TaskHandle) -> None:
+        rebuild = self._lineage.end(key)
+        if rebuild is None:
+            return
+        if rebuild.restored:
+            reason = ""
+        elif handle.error is not None:
+            reason = f"re-running the task that made it failed: {handle.error}"
+        else:
+            reason = "re-running the task that made it did not produce it again"
+        for waiter in rebuild.waiters:
+            waiter.resolve(rebuild.restored, reason)
+        for task_key in rebuild.task_keys:
+            task = self._tasks.get(task_key)
+            if task is None or task.worker is not None:
+                continue  # cancelled meanwhile
+            if task.cancelled:
+                self._tasks.pop(task_key, None)
+                task.handle._finish()
+            elif rebuild.restored:
+                task.attempt += 1
+                self._requeue(task)
+            else:
+                self._tasks.pop(task_key, None)
+                task.handle._finish(ObjectLostError(
+                    f"task {task.name} failed: its input block {rebuild.block_id} is lost and "
+                    f"could not be rebuilt: {reason}"))
 
     def _requeue(self, task: _Task) -> None:
         if task.actor_id is None:
@@ -901,6 +1021,7 @@ class LocalCluster:
         for task in list(self._tasks.values()):
             task.handle._finish(RuntimeError("the cluster was shut down"))
         self._tasks.clear()
+        self._lineage.fail_all("the cluster was shut down")
 
 
 def _wait_fd(fd: int, timeout: float) -> bool:

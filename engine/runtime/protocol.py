@@ -15,8 +15,8 @@ worker -> driver
     (OUTPUT, key, attempt, index, kind, block_id, rows, size)   frames: [schema, payload]
     (DONE, key, attempt, cpu_seconds)
     (ERROR, key, attempt, type_name, message, traceback)        frames: [pickled type]
-    (SYSTEM_ERROR, key, attempt, error_name, message)   not the UDF's fault: a block write
-                                                        failed, an input block is lost, ...
+    (SYSTEM_ERROR, key, attempt, error_name, message, lost_block_id)   not the UDF's fault:
+                                        a block write failed, an input block is lost, ...
 """
 
 from __future__ import annotations

@@ -76,8 +76,18 @@ class BlockRef:
         try:
             return read_location(self.location)
         except FileNotFoundError as exc:
-            raise ObjectLostError(f"block {self.block_id} is lost: its file is in neither the "
-                                  f"store nor the spill directory") from exc
+            lost = exc
+        reason = "its file is in neither the store nor the spill directory"
+        store = self._store
+        if store is not None and store.recover is not None:
+            rebuilt, why_not = store.recover(self.block_id)  # re-run the task that made it
+            if rebuilt:
+                try:
+                    return read_location(self.location)
+                except FileNotFoundError as exc:
+                    lost, why_not = exc, "it was lost again"
+            reason += f", and it could not be rebuilt: {why_not}"
+        raise ObjectLostError(f"block {self.block_id} is lost: {reason}") from lost
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockLocation, (self.block_id, self.path, self.inline, self.spill_dir))

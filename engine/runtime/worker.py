@@ -54,9 +54,10 @@ class _DriverGone(Exception):
 class _SystemFailure(Exception):
     """The engine's own work on this worker failed (not the UDF): reported as SYSTEM_ERROR."""
 
-    def __init__(self, name: str, message: str) -> None:
+    def __init__(self, name: str, message: str, block_id: str = "") -> None:
         super().__init__(message)
         self.name = name
+        self.block_id = block_id  # the lost block, for SYS_OBJECT_LOST
 
 
 def trimmed_traceback(exc: BaseException) -> str:
@@ -74,7 +75,8 @@ def _read_input(loc: BlockLocation) -> Any:
         return read_location(loc)
     except FileNotFoundError as exc:
         raise _SystemFailure(p.SYS_OBJECT_LOST, f"block {loc.block_id} is lost: its file is "
-                             f"in neither the store nor the spill directory") from exc
+                             f"in neither the store nor the spill directory",
+                             loc.block_id) from exc
 
 
 def _resolve(arg: Any) -> Any:
@@ -228,7 +230,7 @@ class Worker:
         except _SystemFailure as exc:
             self._end_task(key)
             self.sock.send_multipart([p.encode_header(p.SYSTEM_ERROR, key, attempt, exc.name,
-                                                      str(exc))])
+                                                      str(exc), exc.block_id)])
             return
         except BaseException as exc:
             self._end_task(key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -198,13 +199,17 @@ def test_materialized_blocks_deleted_then_iterated(tmp_path, seed):
     for ref in victims:
         os.unlink(ref.path)
     downstream = mat.map_batches(lambda b: {"id": b["id"], "neg": -b["id"]})
-    if not victims:
-        assert downstream.sum("neg") == -N * (N - 1) // 2
-        assert sorted(np.concatenate([b["id"] for b in mat.iter_batches()])) == list(range(N))
-        return
-    names = "|".join(r.block_id for r in victims)
-    with pytest.raises(ObjectLostError, match=names):
-        downstream.materialize()
-    with pytest.raises(ObjectLostError, match=names):
-        for _ in mat.iter_batches():
-            pass
+    names = "|".join(r.block_id for r in victims) or "none"
+
+    def exact_or_lost(run, check):  # rebuilt from lineage, or lost for good, named
+        try:
+            assert check(run())
+        except ObjectLostError as exc:
+            assert victims and re.search(names, str(exc)), exc
+
+    exact_or_lost(lambda: downstream.sum("neg"), lambda s: s == -N * (N - 1) // 2)
+    for ref in victims:  # the downstream run may have rebuilt them: lose them again
+        if os.path.exists(ref.path):
+            os.unlink(ref.path)
+    exact_or_lost(lambda: np.concatenate([b["id"] for b in mat.iter_batches()]),
+                  lambda ids: np.array_equal(np.sort(ids), np.arange(N)))

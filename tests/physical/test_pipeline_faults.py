@@ -167,16 +167,31 @@ def test_block_write_failing_for_good_is_a_store_write_error(tmp_path, fresh_con
     assert ed.range(N, override_num_blocks=BLOCKS).sum("id") == N * (N - 1) // 2
 
 
-def test_lost_block_is_an_object_lost_error_not_a_skipped_block(fresh_context):
-    from engine.errors import ObjectLostError
-
+def test_lost_block_is_rebuilt_from_its_lineage(fresh_context):
     fresh_context.max_errored_blocks = -1
     mat = ed.range(N, override_num_blocks=BLOCKS).materialize()
     stored = [r for r in mat._refs if r.in_store]
     assert stored, "the materialized blocks are in the store"
-    victim = stored[len(stored) // 2]
+    rebuilt = ed.init().blocks_rebuilt
+    os.unlink(stored[1].path)
+    assert mat.map_batches(lambda b: {"id": b["id"] + 1}).sum("id") == N * (N + 1) // 2
+    os.unlink(stored[2].path)
+    _check_exact(mat)  # read in the driver: rebuilt as well
+    assert ed.init().blocks_rebuilt == rebuilt + 2
+
+
+def test_lost_block_without_lineage_is_an_object_lost_error_not_a_skipped_block(
+        fresh_context):
+    import pyarrow as pa
+
+    from engine.errors import ObjectLostError
+
+    fresh_context.max_errored_blocks = -1  # a user error would be dropped: this must not be
+    ds = ed.from_arrow([pa.table({"id": np.arange(k * 50_000, (k + 1) * 50_000)})
+                        for k in range(4)])  # put by the driver: no task can rebuild them
+    victim = [r for r in ds._refs if r.in_store][1]
     os.unlink(victim.path)
     with pytest.raises(ObjectLostError, match=victim.block_id):
-        mat.map_batches(lambda b: {"id": b["id"] + 1}).materialize()
+        ds.map_batches(lambda b: {"id": b["id"] + 1}).materialize()
     with pytest.raises(ObjectLostError, match=victim.block_id):
-        list(mat.iter_batches())
+        list(ds.iter_batches())

@@ -112,4 +112,6 @@ def test_hundreds_of_small_pipelines_leave_nothing_behind():
     for key in ("processes", "store_files", "store_bytes", "tasks", "actors", "workers",
                 "queued"):
         assert after[key] <= before[key], (key, before, after)
-    assert cluster.state_sizes()["worker_fns"] <= protocol.FN_CACHE_SIZE * cluster.num_cpus
+    sizes = cluster.state_sizes()
+    assert sizes["worker_fns"] <= protocol.FN_CACHE_SIZE * cluster.num_cpus
+    assert sizes["lineage"] <= 600 and sizes["rebuilds"] == 0
