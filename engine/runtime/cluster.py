@@ -401,6 +401,9 @@ class LocalCluster:
                 cmd[1].handle.ready.set()
             elif cmd[0] == "recover":
                 cmd[2].resolve(False, str(error))
+            elif cmd[0] == "forked":  # nobody will ever talk to it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(cmd[2], signal.SIGKILL)
 
     # ================================================================== IO thread
     def _loop(self) -> None:
