@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -88,6 +89,13 @@ def write_block_file(path: str, table: pa.Table) -> int:
         writer.write_table(table, max_chunksize=max(table.num_rows, 1))
     os.rename(tmp, path)
     return os.path.getsize(path)
+
+
+def direct_spill_path(store_dir: str, spill_dir: str, block_id: str, nbytes: int,
+                      budget_bytes: int) -> str:
+    """Where a producer writes a new block: the store, or straight to the spill directory
+    for a block larger than the store's whole budget (it could never fit)."""
+    return os.path.join(spill_dir if nbytes > budget_bytes else store_dir, block_id)
 
 
 def read_block_file(path: str, spill_dir: str | None = None) -> pa.Table:
@@ -171,6 +179,9 @@ class BlockStore:
         self.used_bytes = 0
         self.peak_bytes = 0
         self.spilled_bytes_total = 0
+        self.spill_failures = 0
+        # Set by the runtime: rebuild a lost block (lineage); returns (rebuilt, why not).
+        self.recover: Callable[[str], tuple[bool, str]] | None = None
         self._closed = False
         # A process forked from the driver inherits this object (and BlockRefs that point at
         # it): only the driver may delete or move block files.
@@ -186,21 +197,33 @@ class BlockStore:
     def _spill_path(self, block_id: str) -> str:
         return os.path.join(self.spill_dir, os.path.basename(self.block_path(block_id)))
 
-    def register(self, block_id: str, size: int) -> None:
-        """Record a block file a worker (or the driver) wrote into the session directory."""
+    def register(self, block_id: str, size: int, spill: bool = True) -> None:
+        """Record a block file a worker (or the driver) wrote into the session directory;
+        over budget, spill now unless ``spill`` is False (the caller spills elsewhere).
+
+        A block larger than the whole budget is written straight to the spill directory
+        by its producer (see :meth:`direct_spill_path`): it is recorded as spilled."""
+        if size > self.budget_bytes and not os.path.exists(self.block_path(block_id)) and \
+                os.path.exists(self._spill_path(block_id)):
+            with self._lock:
+                self._spilled[block_id] = size
+                self.spilled_bytes_total += size
+            return
         with self._lock:
             self._sizes[block_id] = size
             self.used_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.used_bytes)
             if size > self.budget_bytes:  # could never fit: straight to disk
                 self._spillable[block_id] = self.block_path(block_id)
-        if self.used_bytes > self.budget_bytes:
+        if spill and self.used_bytes > self.budget_bytes:
             self.spill_until_under_budget()
 
     def put(self, table: pa.Table, block_id: str | None = None) -> tuple[str, int]:
         """Write a block from the driver; return its id and size."""
         block_id = block_id or "d" + secrets.token_hex(8)
-        size = write_block_file(self.block_path(block_id), table)
+        path = direct_spill_path(self.dir, self.spill_dir, block_id, table.nbytes,
+                                 self.budget_bytes)
+        size = write_block_file(path, table)
         self.register(block_id, size)
         return block_id, size
 
@@ -252,7 +275,10 @@ class BlockStore:
     # -- spilling ---------------------------------------------------------------------
     def spill_until_under_budget(self, target_bytes: int | None = None) -> int:
         """Move least recently kept spillable blocks to disk until under budget (or under
-        ``target_bytes``, an execution's smaller budget); return the bytes moved."""
+        ``target_bytes``, an execution's smaller budget); return the bytes moved.
+
+        A block that cannot be spilled (disk full, unwritable directory) stays in shared
+        memory, still spillable later: nothing is lost; this pass stops there."""
         if os.getpid() != self._owner_pid:
             return 0
         target = self.budget_bytes if target_bytes is None else target_bytes
@@ -267,10 +293,17 @@ class BlockStore:
                 continue
             dest = self._spill_path(block_id)
             try:
+                os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
                 shutil.copyfile(path, dest + ".tmp")
                 os.rename(dest + ".tmp", dest)
-            except FileNotFoundError:
-                continue  # freed meanwhile
+            except FileNotFoundError as exc:
+                if exc.filename == path or not os.path.exists(path):
+                    continue  # freed meanwhile
+                self._spill_failed(block_id, path, dest, exc)
+                return moved
+            except OSError as exc:
+                self._spill_failed(block_id, path, dest, exc)
+                return moved
             with self._lock:
                 if self._sizes.pop(block_id, None) is None:  # freed while copying
                     _unlink(dest)
@@ -290,6 +323,36 @@ class BlockStore:
             for block_id in [b for b, o in self._owners.items() if o == owner]:
                 del self._owners[block_id]
             return self._spilled_by_owner.pop(owner, 0)
+    def _spill_failed(self, block_id: str, path: str, dest: str, exc: OSError) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(dest + ".tmp")
+        with self._lock:
+            if block_id in self._sizes:  # still here: keep it, and spillable for a later try
+                self._spillable[block_id] = path
+                self._spillable.move_to_end(block_id, last=False)
+            self.spill_failures += 1
+        if self.spill_failures == 1:
+            logger.warning("spilling block %s failed (%s: %s); it stays in shared memory",
+                           block_id, type(exc).__name__, exc)
+
+    def holds(self, block_id: str) -> bool:
+        """Whether the block is accounted for (not freed), in memory or spilled."""
+        with self._lock:
+            return block_id in self._sizes or block_id in self._spilled
+
+    def restore(self, block_id: str, source: str) -> bool:
+        """Put a rebuilt copy (a file in the session directory) in place of a lost block;
+        return False (and delete ``source``) if the block was freed meanwhile."""
+        with self._lock:  # the rename too: free() must not miss the file
+            if block_id not in self._sizes and block_id not in self._spilled:
+                _unlink(source)
+                return False
+            spilled = self._spilled.pop(block_id, None)
+            if spilled is not None:  # back in memory: its spill file is gone anyway
+                self._sizes[block_id] = spilled
+                self.used_bytes += spilled
+            os.rename(source, self.block_path(block_id))
+            return True
 
     def is_spilled(self, block_id: str) -> bool:
         with self._lock:

@@ -12,6 +12,20 @@ there is no TCP fallback. Each worker's first message carries the session's secr
 it through the zygote's private pipe); messages from a peer that has not shown it are dropped
 unread, and block ids in messages are checked before they name a file.
 
+No call waits forever. The IO thread only moves messages: forking a worker (a pipe to the
+zygote, which may be dead) and spilling (a copy to a disk that may be full) run on a
+:class:`~engine.runtime.background.Background` thread. A zygote found dead is restarted. If
+the IO thread itself fails, every pending task and actor fails with ``RuntimeFailedError``
+naming the cause, and so does every later call. Failures of the system reported by workers
+(a lost input block, a failed block write) are retried like a worker's death, within
+``max_retries``, and end as ``ObjectLostError``/``StoreWriteError``, never as the UDF's error.
+A lost block that a task made is first rebuilt by re-running that task (see
+:mod:`engine.runtime.lineage`); the tasks (or driver reads) that needed it wait, then go on.
+
+State is bounded: dead actors are dropped (with their pickled class and arguments), each
+worker's function cache is an LRU mirrored here, and messages about finished tasks leave
+nothing behind.
+
 This module knows nothing of datasets: it runs functions on blocks.
 """
 
@@ -39,11 +53,15 @@ import zmq
 
 from engine.errors import (
     ActorDiedError,
+    ObjectLostError,
     ResourceUnavailableError,
+    RuntimeFailedError,
+    StoreWriteError,
     SystemException,
     WorkerCrashedError,
 )
 from engine.runtime import protocol as p
+from engine.runtime.background import Background
 from engine.runtime.block_store import BlockStore, is_valid_block_id, serialize_table
 from engine.runtime.handles import ActorHandle, TaskHandle
 from engine.runtime.interfaces import (
@@ -55,6 +73,7 @@ from engine.runtime.interfaces import (
     StoreUsage,
     ValueOutput,
 )
+from engine.runtime.lineage import BlockWaiter, Lineage, Producer
 from engine.runtime.refs import LocalBlockRef
 from engine.runtime.serialization import dumps_code
 from engine.runtime.zygote import Zygote
@@ -62,6 +81,8 @@ from engine.runtime.zygote import Zygote
 logger = logging.getLogger(__name__)
 
 _IPC_PATH_MAX = 107  # bytes in a unix socket's sun_path, less the terminating NUL
+_ZYGOTE_RESTARTS = 3  # restarts in a row for one fork before the runtime gives up
+_MAX_REBUILDS = 3  # times one task may wait for lost inputs to be rebuilt
 
 @dataclass
 class _Task:
@@ -74,11 +95,13 @@ class _Task:
     max_retries: int
     credits: int
     actor_id: str | None = None
+    actor: ActorHandle | None = None  # its error answers calls made after the actor is gone
     attempt: int = 0
     accepted: int = 0  # outputs delivered to the handle, across attempts
     untaken: int = 0  # delivered outputs the consumer has not taken: the worker's debt
     worker: str | None = None
     cancelled: bool = False
+    rebuilds: int = 0  # times it waited for a lost input block to be rebuilt
 
     @property
     def waiting_for_credit(self) -> bool:
@@ -92,7 +115,8 @@ class _Worker:
     pidfd: int
     actor_id: str | None = None
     ready: bool = False
-    fns: set[bytes] = field(default_factory=set)
+    # The worker's function cache as the driver knows it (same LRU policy and size).
+    fns: collections.OrderedDict[bytes, None] = field(default_factory=collections.OrderedDict)
     tasks: list[int] = field(default_factory=list)
     retiring: bool = False  # an extra worker sent home: do not replace it
     authenticated: bool = False  # it sent the session's secret; until then, read nothing
@@ -187,12 +211,19 @@ class LocalCluster:
         self._fn_lock = threading.Lock()
         self._stopping = False
         self._failure_listeners: list[Callable[[FailureEvent], None]] = []
+        self._failed: RuntimeFailedError | None = None
+        self._spill_scheduled = False
+        self._lineage = Lineage(self.store.holds)
+        self.store.recover = self._recover_block
+        self.blocks_rebuilt = 0
         self.workers_started = 0
         self.tasks_retried = 0
+        self.zygote_restarts = 0
         self.shutdown_kills = 0  # workers that ignored SHUTDOWN (busy) and were SIGKILLed
         self.messages_rejected = 0  # from unknown or unauthenticated peers, dropped unread
-        for _ in range(self.num_cpus):
-            self._start_worker(None, {})
+        self._background = Background("engine-runtime-background", self._on_background_error)
+        for _ in range(self.num_cpus):  # here, before the IO thread runs: forked at once
+            self._start_worker(None, {}, now=True)
         self._thread = threading.Thread(target=self._loop, name="engine-runtime", daemon=True)
         self._thread.start()
 
@@ -236,7 +267,11 @@ class LocalCluster:
         if table.nbytes <= self.inline_max_bytes:
             return LocalBlockRef("i", table.num_rows, table.nbytes, inline=serialize_table(table),
                             schema_bytes=schema)
-        block_id, size = self.store.put(table)
+        try:
+            block_id, size = self.store.put(table)
+        except OSError as exc:
+            raise StoreWriteError(f"writing a block of {table.nbytes} bytes to the store "
+                                  f"failed: {type(exc).__name__}: {exc}") from exc
         return LocalBlockRef(block_id, table.num_rows, size, path=self.store.block_path(block_id),
                         schema_bytes=schema, store=self.store, spill_dir=self.store.spill_dir)
 
@@ -314,16 +349,32 @@ class LocalCluster:
             time.sleep(0.005)
 
     def worker_pids(self) -> list[int]:
-        return [w.pid for w in list(self._workers.values())]
+        return [w.pid for w in list(self._workers.values()) if w.pid > 0]
+
+    def zygote_pid(self) -> int:
+        """The pid of the process that forks workers (restarted if found dead)."""
+        return int(self._zygote.proc.pid)
+
+    def state_sizes(self) -> dict[str, int]:
+        """Sizes of the runtime's bookkeeping (for leak checks: none may grow unboundedly)."""
+        workers = list(self._workers.values())
+        return {"tasks": len(self._tasks), "actors": len(self._actors),
+                "workers": len(workers), "queued": len(self._queue),
+                "worker_fns": sum(len(w.fns) for w in workers),
+                "fn_cache": len(self._fn_cache), "commands": len(self._commands),
+                "lineage": len(self._lineage), "rebuilds": len(self._lineage.rebuilds)}
 
     def shutdown(self) -> None:
         """Stop every worker and actor, the zygote and the IO thread; remove the store."""
         if self._stopping:
             return
+        self._background.close()  # forks in flight finish first: their workers get stopped
         self._command(("stop",))
         self._thread.join(timeout=10)
         deadline = time.monotonic() + 3
         for w in list(self._workers.values()):
+            if w.pidfd < 0:  # never forked
+                continue
             remaining = max(0.0, deadline - time.monotonic())
             if not _wait_fd(w.pidfd, remaining):
                 self.shutdown_kills += 1
@@ -342,6 +393,9 @@ class LocalCluster:
     # ================================================================== internal: callers
     def _command(self, cmd: tuple[Any, ...]) -> None:
         self._commands.append(cmd)
+        if self._failed is not None:  # nobody reads the queue any more: answer it here
+            self._fail_commands(self._failed)
+            return
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
@@ -360,7 +414,9 @@ class LocalCluster:
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, name: str,
                 max_retries: int, credits: int | None, notify: Callable[[], None] | None,
-                actor_id: str | None) -> TaskHandle:
+                actor_id: str | None, actor: ActorHandle | None = None) -> TaskHandle:
+        if self._failed is not None:
+            raise self._failed
         if self._stopping:
             raise RuntimeError("the cluster is shut down")
         digest, fn_bytes = self._pickle_fn(fn)
@@ -370,7 +426,7 @@ class LocalCluster:
         handle = TaskHandle(key, name or getattr(fn, "__name__", "task"), self, notify, credits)
         handle.arg_refs = [a for a in args if isinstance(a, (BlockRef, list))]
         task = _Task(key, handle.name, digest, fn_bytes, args_bytes, handle, max_retries,
-                     credits, actor_id)
+                     credits, actor_id, actor)
         self._command(("submit", task))
         return handle
 
@@ -387,8 +443,56 @@ class LocalCluster:
         a = self._actors.get(actor_id)
         return a is not None and not a.dead
 
+    # ================================================================== failure
+    def _on_background_error(self, exc: BaseException) -> None:
+        self._command(("fatal", exc))
+
+    def _fail_runtime(self, cause: BaseException) -> None:
+        """The IO thread cannot go on: fail every pending call and actor, and every later
+        call, with one ``RuntimeFailedError`` naming the cause."""
+        logger.error("the engine's runtime failed: %s: %s", type(cause).__name__, cause)
+        error = RuntimeFailedError(f"the engine's runtime failed and can run nothing more: "
+                                   f"{type(cause).__name__}: {cause}")
+        error.__cause__ = cause
+        self._failed = error
+        for task in list(self._tasks.values()):
+            task.handle._finish(error)
+        self._tasks.clear()
+        self._queue.clear()
+        for actor in list(self._actors.values()):
+            actor.dead = True
+            actor.handle.error = error
+            actor.handle.ready.set()
+        self._fail_commands(error)
+        self._lineage.fail_all(str(error))
+        with contextlib.suppress(Exception):  # best effort: shutdown() kills what remains
+            self._stop_workers()
+
+    def _fail_commands(self, error: RuntimeFailedError) -> None:
+        while True:
+            try:
+                cmd = self._commands.popleft()
+            except IndexError:
+                return
+            if cmd[0] == "submit":
+                cmd[1].handle._finish(error)
+            elif cmd[0] == "actor":
+                cmd[1].handle.error = error
+                cmd[1].handle.ready.set()
+            elif cmd[0] == "recover":
+                cmd[2].resolve(False, str(error))
+            elif cmd[0] == "forked":  # nobody will ever talk to it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(cmd[2], signal.SIGKILL)
+
     # ================================================================== IO thread
     def _loop(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # every waiting caller hears of it
+            self._fail_runtime(exc)
+
+    def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
@@ -434,10 +538,18 @@ class LocalCluster:
                 if not self._authenticate(worker, frames):
                     continue
                 frames = [frames[0], *frames[2:]]
+            header: tuple[Any, ...] = ()
             try:
-                self._on_message(worker, p.decode_header(frames[1].buffer), frames[2:])
-            except Exception:  # one bad message must not kill the thread everything needs
+                header = p.decode_header(frames[1].buffer)
+                self._on_message(worker, header, frames[2:])
+            except Exception as exc:  # one bad message must not kill the thread
                 logger.exception("the runtime could not handle a message from worker %s", wid)
+                task = self._tasks.get(header[1]) if len(header) > 1 and \
+                    isinstance(header[1], int) else None
+                if task is not None:  # its caller must hear of it, not wait forever
+                    self._fail_running(task, RuntimeFailedError(
+                        f"the runtime could not handle a message of task {task.name}: "
+                        f"{type(exc).__name__}: {exc}"))
 
     def _authenticate(self, worker: _Worker, frames: list[Any]) -> bool:
         """A worker's first message starts with the session's secret; anything else from
@@ -459,7 +571,7 @@ class LocalCluster:
             else:
                 owner = self._actors.get(task.actor_id)
                 if owner is None or owner.dead:
-                    err = owner.handle.error if owner else None
+                    err = task.actor.error if task.actor is not None else None
                     task.handle._finish(err or ActorDiedError(f"actor {task.actor_id} is dead"))
                     self._tasks.pop(task.key, None)
                 else:
@@ -475,10 +587,25 @@ class LocalCluster:
             self._cancel_task(cmd[1])
         elif kind == "actor":
             new_actor: _Actor = cmd[1]
-            self._actors[new_actor.actor_id] = new_actor
+            with self._fn_lock:  # available_resources() reads the actors from other threads
+                self._actors[new_actor.actor_id] = new_actor
             self._start_worker(new_actor.actor_id, new_actor.env)
         elif kind == "kill_actor":
             self._retire_actor(cmd[1], ActorDiedError(f"actor {cmd[1]} was killed"))
+        elif kind == "forked":
+            self._on_forked(cmd[1], cmd[2])
+        elif kind == "spilled":
+            self._spill_scheduled = False
+            if cmd[1]:  # progress: go on; a failed pass waits for the next new block
+                self._maybe_spill()
+        elif kind == "recover":
+            if not self._wait_for_rebuild(cmd[1], waiter=cmd[2]):
+                cmd[2].resolve(False, "no task that made it is known (a block put by the driver, "
+                               "or the output of an actor)")
+        elif kind == "rebuilt":
+            self._end_rebuild(cmd[1], cmd[2])
+        elif kind == "fatal":
+            raise cmd[1]
         elif kind == "stop":
             self._stopping = True
             return True
@@ -502,23 +629,61 @@ class LocalCluster:
             self._send(task.worker, p.encode_header(p.CANCEL, key))
 
     # -- workers -------------------------------------------------------------------------
-    def _start_worker(self, actor_id: str | None, env: dict[str, str]) -> None:
+    def _start_worker(self, actor_id: str | None, env: dict[str, str],
+                      now: bool = False) -> None:
+        """Ask the zygote for a worker: on the background thread (a pipe write can block)
+        unless ``now`` (only before the IO thread starts).
+
+        The worker is known at once (pid 0, no pidfd) so that its READY, which may arrive
+        before the fork is confirmed here, is not dropped."""
         wid = f"w{next(self._worker_ids)}"
-        pid = self._zygote.fork({
+        request = {
             "worker_id": wid, "address": self.address, "driver_pid": os.getpid(),
             "store_dir": self.store.dir, "spill_dir": self.store.spill_dir,
             "inline_max": self.inline_max_bytes, "env": env, "cpu_share": 1,
-            "secret": self._secret.hex(),
-        })
+            "secret": self._secret.hex(), "budget_bytes": self.store.budget_bytes,
+        }
+        self._workers[wid] = _Worker(wid, 0, -1, actor_id)
+        self.workers_started += 1
+        if actor_id is not None:
+            self._actors[actor_id].worker = wid
+        if now:
+            self._on_forked(wid, self._fork_pid(request))
+        else:
+            self._background.submit(lambda: self._command(("forked", wid,
+                                                           self._fork_pid(request))))
+
+    def _fork_pid(self, request: dict[str, Any]) -> int:
+        """Fork a worker and return its pid; a zygote found dead is replaced (a few times in
+        a row at most: past that, the failure fails the runtime)."""
+        for restarts_left in range(_ZYGOTE_RESTARTS, -1, -1):
+            try:
+                return self._zygote.fork(request)
+            except (OSError, RuntimeError, ValueError) as exc:
+                if not restarts_left:
+                    raise
+                logger.warning("the engine's zygote failed (%s: %s); restarting it",
+                               type(exc).__name__, exc)
+                old = self._zygote
+                self._zygote = Zygote(old.preload)
+                self.zygote_restarts += 1
+                with contextlib.suppress(Exception):
+                    old.close()
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _on_forked(self, wid: str, pid: int) -> None:
+        worker = self._workers.get(wid)
+        if worker is None:  # dropped meanwhile (its actor was killed, say)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
             pidfd = os.open("/dev/null", os.O_RDONLY)  # polls readable: seen dead at once
-        self._workers[wid] = _Worker(wid, pid, pidfd, actor_id)
+        worker.pid = pid
+        worker.pidfd = pidfd
         self._by_fd[pidfd] = wid
-        self.workers_started += 1
-        if actor_id is not None:
-            self._actors[actor_id].worker = wid
 
     def _send(self, wid: str, *frames: bytes) -> bool:
         try:
@@ -575,8 +740,14 @@ class LocalCluster:
 
     def _run_on(self, wid: str, task: _Task) -> None:
         worker = self._workers[wid]
-        fn_frame = b"" if task.digest in worker.fns else task.fn_bytes
-        worker.fns.add(task.digest)
+        if task.digest in worker.fns:
+            fn_frame = b""
+            worker.fns.move_to_end(task.digest)
+        else:  # mirror the worker's LRU: what it evicts, it is sent again
+            fn_frame = task.fn_bytes
+            worker.fns[task.digest] = None
+            while len(worker.fns) > p.FN_CACHE_SIZE:
+                worker.fns.popitem(last=False)
         task.worker = wid
         worker.tasks.append(task.key)
         # A retry starts owing what its earlier attempt delivered and nobody has taken yet.
@@ -596,18 +767,24 @@ class LocalCluster:
                 task.handle._finish(None, cpu)
         elif kind == p.ERROR:
             self._on_error(worker, header, frames)
+        elif kind == p.SYSTEM_ERROR:
+            self._on_system_error(worker, header)
         elif kind == p.READY:
             worker.ready = True
             if worker.actor_id is None:
                 self._idle.append(worker.worker_id)
             else:
-                actor = self._actors[worker.actor_id]
+                actor = self._actors.get(worker.actor_id)
+                if actor is None or actor.dead or actor.worker != worker.worker_id:
+                    self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
+                    return
                 self._send(worker.worker_id, p.encode_header(p.ACTOR_INIT), actor.init_bytes)
                 worker.ready = False  # until the constructor ran
         elif kind == p.ACTOR_READY:
             worker.ready = True
-            actor = self._actors[worker.actor_id]  # type: ignore[index]
-            actor.handle.ready.set()
+            actor = self._actors.get(worker.actor_id)  # type: ignore[arg-type]
+            if actor is not None:
+                actor.handle.ready.set()
 
     def _task_of(self, worker: _Worker, key: int, attempt: int) -> _Task | None:
         task = self._tasks.get(key)
@@ -630,9 +807,13 @@ class LocalCluster:
     def _on_output(self, worker: _Worker, header: tuple[Any, ...], frames: list[Any]) -> None:
         _, key, attempt, index, kind, block_id, rows, size = header
         task = self._task_of(worker, key, attempt)
+        rebuild = self._lineage.rebuilds.get(key)
+        if rebuild is not None:
+            self._on_rebuild_output(worker, task, index, kind, block_id)
+            return
         if kind == p.KIND_STORED:
             if not (is_valid_block_id(block_id) and
-                    block_id.startswith(f"{worker.worker_id}-{worker.pid}-")):
+                    block_id.startswith(f"{worker.worker_id}-")):
                 logger.warning("worker %s reported an invalid block id %r; rejected",
                                worker.worker_id, block_id)
                 if task is not None and not task.cancelled:
@@ -640,7 +821,8 @@ class LocalCluster:
                         f"task {task.name}: its worker reported an invalid block id "
                         f"{block_id!r}"))
                 return
-            self.store.register(block_id, size)
+            self.store.register(block_id, size, spill=False)  # spilling is not this thread's
+            self._maybe_spill()
         if task is None or task.cancelled or index < task.accepted:
             if kind == p.KIND_STORED:
                 self.store.free(block_id)
@@ -665,7 +847,26 @@ class LocalCluster:
             item = LocalBlockRef(block_id, rows, size, path=self.store.block_path(block_id),
                             schema_bytes=frames[0].bytes, store=self.store,
                             spill_dir=self.store.spill_dir)
+            if task.actor_id is None:  # an actor's state cannot be replayed: no lineage
+                self._lineage.record(block_id, Producer(task.name, task.digest, task.fn_bytes,
+                                                        task.args_bytes, index))
         task.handle._push(item)
+
+    def _maybe_spill(self) -> None:
+        """Over budget: spill on the background thread (one pass at a time). A spill that
+        fails leaves its block in shared memory: nothing is lost, the store stays over."""
+        if self._spill_scheduled or self.store.used_bytes <= self.store.budget_bytes:
+            return
+        self._spill_scheduled = True
+
+        def spill() -> None:
+            moved = 0
+            try:
+                moved = self.store.spill_until_under_budget()
+            finally:
+                self._command(("spilled", moved))
+
+        self._background.submit(spill)
 
     def _fail_running(self, task: _Task, error: BaseException) -> None:
         """Fail a task's handle now and stop the task; its DONE releases the worker."""
@@ -681,20 +882,173 @@ class LocalCluster:
         except Exception:
             exc_type = None
         error = RemoteError(exc_type, type_name, message, tb)
-        if key == -1:  # an actor's constructor raised: the actor is unusable
-            self._retire_actor(worker.actor_id, error)  # type: ignore[arg-type]
+        if key == -1:  # an actor's constructor raised
+            self._on_constructor_error(worker, error)
             return
         task = self._task_of(worker, key, attempt)
         if task is not None:
             self._release(worker, task)
             task.handle._finish(error)
 
+    def _on_constructor_error(self, worker: _Worker, error: RemoteError) -> None:
+        """Rebuild the actor in a fresh process within ``max_restarts``; past them the actor
+        dies with the constructor's own error."""
+        actor = self._actors.get(worker.actor_id)  # type: ignore[arg-type]
+        if actor is None or actor.dead or actor.worker != worker.worker_id:
+            return
+        if actor.handle.restarts >= actor.max_restarts:
+            self._retire_actor(actor.actor_id, error)
+            return
+        actor.handle.restarts += 1
+        self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))  # its death is ignored
+        logger.warning("the constructor of actor %s raised %s; restarting it (%d of %d)",
+                       actor.actor_id, error.type_name, actor.handle.restarts,
+                       actor.max_restarts)
+        self._start_worker(actor.actor_id, actor.env)
+
+    def _on_system_error(self, worker: _Worker, header: tuple[Any, ...]) -> None:
+        """The worker's own work failed (not the UDF): retry the task like a worker death."""
+        _, key, attempt, name, message, lost_block = header
+        task = self._task_of(worker, key, attempt)
+        if task is None:
+            return
+        self._release(worker, task)
+        self._tasks[key] = task  # _release forgot it; it is not finished
+        task.worker = None
+        if name == p.SYS_FN_MISSING:  # not a failure: send the function again
+            worker.fns.pop(task.digest, None)
+            self._requeue(task)
+            return
+        if name == p.SYS_OBJECT_LOST and lost_block and not task.cancelled and \
+                task.rebuilds < _MAX_REBUILDS and self._wait_for_rebuild(lost_block, task=task):
+            logger.warning("task %s: %s; rebuilding it from its lineage", task.name, message)
+            return
+        error_cls: type[SystemException] = (
+            ObjectLostError if name == p.SYS_OBJECT_LOST else StoreWriteError)
+        if task.attempt < task.max_retries and not task.cancelled:
+            logger.warning("task %s: %s; retrying it", task.name, message)
+            task.attempt += 1
+            self.tasks_retried += 1
+            self._requeue(task)
+            return
+        self._tasks.pop(key, None)
+        if task.cancelled:  # nobody waits for its outputs
+            task.handle._finish()
+            return
+        task.handle._finish(error_cls(f"task {task.name} failed after {task.attempt + 1} "
+                                      f"attempt(s) (max_retries={task.max_retries}): "
+                                      f"{message}"))
+
+    # -- lineage ------------------------------------------------------------------------
+    def _recover_block(self, block_id: str) -> tuple[bool, str]:
+        """(Any thread but the IO thread.) Rebuild a lost block a driver-side read needs;
+        return whether it is back, and why not."""
+        if threading.current_thread() is self._thread or self._failed or self._stopping:
+            return False, "the runtime cannot rebuild it now"
+        waiter = BlockWaiter()
+        self._command(("recover", block_id, waiter))
+        while not waiter.event.wait(1.0):  # a rebuild always ends; shutdown ends the wait
+            if self._failed is not None or self._stopping:
+                return False, "the runtime stopped"
+        return waiter.ok, waiter.reason
+
+    def _wait_for_rebuild(self, block_id: str, task: _Task | None = None,
+                          waiter: BlockWaiter | None = None) -> bool:
+        """Make ``task`` (or ``waiter``) wait for ``block_id`` to be rebuilt, starting the
+        rebuild if needed; False if the block has no known producer."""
+        rebuild = self._lineage.rebuilding(block_id)
+        if rebuild is None:
+            producer = self._lineage.producer(block_id)
+            if producer is None:
+                return False
+            key = next(self._keys)
+            handle = TaskHandle(key, f"{producer.name} (rebuilding block {block_id})", self,
+                                None, credits=1 << 30)
+            handle._notify = lambda: self._command(("rebuilt", key, handle))
+            rerun = _Task(key, handle.name, producer.digest, producer.fn_bytes,
+                          producer.args_bytes, handle, max_retries=1, credits=1 << 30)
+            rebuild = self._lineage.start(key, block_id, producer.index)
+            self._tasks[key] = rerun
+            self._queue.appendleft(key)
+        if task is not None:
+            task.rebuilds += 1
+            rebuild.task_keys.append(task.key)
+        if waiter is not None:
+            rebuild.waiters.append(waiter)
+        return True
+
+    def _on_rebuild_output(self, worker: _Worker, task: _Task | None, index: int, kind: int,
+                           block_id: str) -> None:
+        """An output of a re-run task: the wanted one takes the lost block's place (a file
+        rename in the session directory); the others are dropped."""
+        rebuild = self._lineage.rebuilds[task.key] if task is not None else None
+        path = self.store.block_path(block_id) if kind == p.KIND_STORED else None
+        if task is None or rebuild is None or rebuild.restored or index != rebuild.index \
+                or path is None:
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # never registered: nobody else would remove it
+            if task is not None and rebuild is not None and index >= rebuild.index:
+                self._fail_running_quietly(task)  # past the wanted output: nothing more needed
+            return
+        rebuild.restored = self.store.restore(rebuild.block_id, path)
+        if rebuild.restored:
+            self.blocks_rebuilt += 1
+        self._fail_running_quietly(task)
+
+    def _fail_running_quietly(self, task: _Task) -> None:
+        if not task.cancelled:
+            task.cancelled = True
+            if task.worker is not None:
+                self._send(task.worker, p.encode_header(p.CANCEL, task.key))
+
+    def _end_rebuild(self, key: int, handle: TaskHandle) -> None:
+        rebuild = self._lineage.end(key)
+        if rebuild is None:
+            return
+        if rebuild.restored:
+            reason = ""
+        elif handle.error is not None:
+            reason = f"re-running the task that made it failed: {handle.error}"
+        else:
+            reason = "re-running the task that made it did not produce it again"
+        for waiter in rebuild.waiters:
+            waiter.resolve(rebuild.restored, reason)
+        for task_key in rebuild.task_keys:
+            task = self._tasks.get(task_key)
+            if task is None or task.worker is not None:
+                continue  # cancelled meanwhile
+            if task.cancelled:
+                self._tasks.pop(task_key, None)
+                task.handle._finish()
+            elif rebuild.restored:
+                task.attempt += 1
+                self._requeue(task)
+            else:
+                self._tasks.pop(task_key, None)
+                task.handle._finish(ObjectLostError(
+                    f"task {task.name} failed: its input block {rebuild.block_id} is lost and "
+                    f"could not be rebuilt: {reason}"))
+
+    def _requeue(self, task: _Task) -> None:
+        if task.actor_id is None:
+            self._queue.appendleft(task.key)
+            return
+        actor = self._actors.get(task.actor_id)
+        if actor is None or actor.dead:
+            self._tasks.pop(task.key, None)
+            err = task.actor.error if task.actor is not None else None
+            task.handle._finish(err or ActorDiedError(f"actor {task.actor_id} is dead"))
+        else:
+            actor.queue.appendleft(task.key)
+
     def _on_worker_death(self, wid: str) -> None:
         worker = self._workers.pop(wid, None)
         if worker is None:
             return
         self._by_fd.pop(worker.pidfd, None)
-        os.close(worker.pidfd)
+        if worker.pidfd >= 0:
+            os.close(worker.pidfd)
         if wid in self._idle:
             self._idle.remove(wid)
         if self._stopping:
@@ -729,8 +1083,8 @@ class LocalCluster:
 
     def _on_actor_death(self, worker: _Worker) -> None:
         actor = self._actors.get(worker.actor_id)  # type: ignore[arg-type]
-        if actor is None or actor.dead:
-            return
+        if actor is None or actor.dead or actor.worker != worker.worker_id:
+            return  # a retired actor, or an instance already replaced
         if actor.handle.restarts >= actor.max_restarts:
             self._retire_actor(actor.actor_id, ActorDiedError(
                 f"actor {actor.actor_id} died (pid {worker.pid}) and exhausted "
@@ -759,6 +1113,7 @@ class LocalCluster:
         actor.handle.ready.set()
         with self._fn_lock:
             self._free_gpus.extend(actor.gpu_ids)
+            del self._actors[actor_id]  # with its pickled class and arguments
         for key in [*actor.inflight, *actor.queue]:
             task = self._tasks.pop(key, None)
             if task is not None:
@@ -768,8 +1123,9 @@ class LocalCluster:
         worker = self._workers.get(actor.worker) if actor.worker else None
         if worker is not None:
             self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGTERM)
+            if worker.pidfd >= 0:  # not yet forked: it is sent home when it says READY
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(worker.pidfd, signal.SIGTERM)
 
     def _stop_workers(self) -> None:
         for wid, worker in list(self._workers.items()):
@@ -780,6 +1136,7 @@ class LocalCluster:
         for task in list(self._tasks.values()):
             task.handle._finish(RuntimeError("the cluster was shut down"))
         self._tasks.clear()
+        self._lineage.fail_all("the cluster was shut down")
 
 
 def _wait_fd(fd: int, timeout: float) -> bool:

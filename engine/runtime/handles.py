@@ -130,7 +130,7 @@ class ActorHandle:
         """Run ``fn(instance, *args)`` on the actor after every earlier call."""
         return self._cluster._submit(fn, args, name=name or "actor-call", credits=credits,
                                      notify=notify, max_retries=max_retries,
-                                     actor_id=self.actor_id)
+                                     actor_id=self.actor_id, actor=self)
 
     @property
     def alive(self) -> bool:

@@ -15,6 +15,8 @@ worker -> driver
     (OUTPUT, key, attempt, index, kind, block_id, rows, size)   frames: [schema, payload]
     (DONE, key, attempt, cpu_seconds)
     (ERROR, key, attempt, type_name, message, traceback)        frames: [pickled type]
+    (SYSTEM_ERROR, key, attempt, error_name, message, lost_block_id)   not the UDF's fault:
+                                        a block write failed, an input block is lost, ...
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ ACTOR_READY = 11
 OUTPUT = 12
 DONE = 13
 ERROR = 14
+SYSTEM_ERROR = 15
+
+# SYSTEM_ERROR names (the driver maps them to engine.errors classes)
+SYS_STORE_WRITE = "StoreWriteError"
+SYS_OBJECT_LOST = "ObjectLostError"
+SYS_FN_MISSING = "FunctionMissing"  # the worker evicted a function the driver thought cached
+
+# Functions each worker keeps, least recently used evicted (the driver mirrors the policy).
+FN_CACHE_SIZE = 64
 
 # OUTPUT kinds
 KIND_STORED = 0  # block written to the shared store; payload frame empty

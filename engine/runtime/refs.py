@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from engine.errors import ObjectLostError
 from engine.runtime.block_store import BlockLocation, read_location
 from engine.runtime.interfaces import BlockRef
 
@@ -62,8 +63,27 @@ class LocalBlockRef(BlockRef):
         return self.inline is None
 
     def get(self) -> pa.Table:
-        """Read the block (zero-copy memory map for stored blocks)."""
-        return read_location(self.location)
+        """Read the block (zero-copy memory map for stored blocks).
+
+        Raises:
+            ObjectLostError: the block's file is gone (from the store and the spill
+                directory).
+        """
+        try:
+            return read_location(self.location)
+        except FileNotFoundError as exc:
+            lost = exc
+        reason = "its file is in neither the store nor the spill directory"
+        store = self._store
+        if store is not None and store.recover is not None:
+            rebuilt, why_not = store.recover(self.block_id)  # re-run the task that made it
+            if rebuilt:
+                try:
+                    return read_location(self.location)
+                except FileNotFoundError as exc:
+                    lost, why_not = exc, "it was lost again"
+            reason += f", and it could not be rebuilt: {why_not}"
+        raise ObjectLostError(f"block {self.block_id} is lost: {reason}") from lost
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockLocation, (self.block_id, self.path, self.inline, self.spill_dir))

@@ -12,6 +12,12 @@ driver through the zygote's private pipe: the driver unpickles nothing from a pe
 that. The worker holds its session's lock (see ``engine.runtime.session_dirs``) and exits
 when the driver process exits, removing the session's directories if it is the last
 process of the session to go.
+
+Failures of the system rather than of the UDF (an input block whose file is gone, a block
+write that fails: disk full) are reported as ``SYSTEM_ERROR``, never as the UDF's ``ERROR``,
+so the driver retries them and never blames (or skips past) user code. Control messages
+for tasks this worker no longer knows are dropped, and the function cache is a bounded LRU:
+nothing here grows with the number of tasks run.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import zmq
 from engine.runtime import protocol as p
 from engine.runtime.block_store import (
     BlockLocation,
+    direct_spill_path,
     read_location,
     serialize_table,
     write_block_file,
@@ -52,6 +59,15 @@ class _DriverGone(Exception):
     pass
 
 
+class _SystemFailure(Exception):
+    """The engine's own work on this worker failed (not the UDF): reported as SYSTEM_ERROR."""
+
+    def __init__(self, name: str, message: str, block_id: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        self.block_id = block_id  # the lost block, for SYS_OBJECT_LOST
+
+
 def trimmed_traceback(exc: BaseException) -> str:
     """Format ``exc``'s traceback without the engine's own frames."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
@@ -62,11 +78,20 @@ def trimmed_traceback(exc: BaseException) -> str:
     return "".join(lines)
 
 
+def _read_input(loc: BlockLocation) -> Any:
+    try:
+        return read_location(loc)
+    except FileNotFoundError as exc:
+        raise _SystemFailure(p.SYS_OBJECT_LOST, f"block {loc.block_id} is lost: its file is "
+                             f"in neither the store nor the spill directory",
+                             loc.block_id) from exc
+
+
 def _resolve(arg: Any) -> Any:
     if isinstance(arg, BlockLocation):
-        return read_location(arg)
+        return _read_input(arg)
     if isinstance(arg, list) and arg and isinstance(arg[0], BlockLocation):
-        return [read_location(a) for a in arg]
+        return [_read_input(a) for a in arg]
     return arg
 
 
@@ -74,8 +99,10 @@ class Worker:
     """The worker's event loop (one per process)."""
 
     def __init__(self, worker_id: str, address: str, driver_pid: int, store_dir: str,
-                 spill_dir: str, inline_max: int, secret: bytes) -> None:
+                 spill_dir: str, inline_max: int, secret: bytes,
+                 budget_bytes: int = 1 << 62) -> None:
         self.worker_id = worker_id
+        self.budget_bytes = budget_bytes
         self.store_dir = store_dir
         self.spill_dir = spill_dir
         self.inline_max = inline_max
@@ -95,8 +122,10 @@ class Worker:
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.driver_fd, zmq.POLLIN)
-        self.fns: dict[bytes, Any] = {}
+        self.fns: collections.OrderedDict[bytes, Any] = collections.OrderedDict()  # LRU
         self.pending: collections.deque[list[zmq.Frame]] = collections.deque()
+        self.pending_keys: set[int] = set()  # tasks received but not started
+        self.current: int | None = None  # the task running now
         self.credits: dict[int, int] = {}
         self.cancelled: set[int] = set()
         self.block_counter = 0
@@ -113,14 +142,22 @@ class Worker:
         return None
 
     def _absorb_control(self, frames: list[zmq.Frame]) -> bool:
-        """Apply a CREDIT/CANCEL message at once; return False for anything else."""
+        """Apply a CREDIT/CANCEL message at once; return False for anything else.
+
+        A control message for a task that already ended here is dropped: kept, it would
+        sit in ``credits``/``cancelled`` forever."""
         header = p.decode_header(frames[0].buffer)
-        if header[0] == p.CREDIT:
-            self.credits[header[1]] = self.credits.get(header[1], 0) + header[2]
+        if header[0] in (p.CREDIT, p.CANCEL):
+            key = header[1]
+            if key != self.current and key not in self.pending_keys:
+                return True
+            if header[0] == p.CREDIT:
+                self.credits[key] = self.credits.get(key, 0) + header[2]
+            else:
+                self.cancelled.add(key)
             return True
-        if header[0] == p.CANCEL:
-            self.cancelled.add(header[1])
-            return True
+        if header[0] == p.TASK:
+            self.pending_keys.add(header[1])
         return False
 
     def _drain_control(self, timeout_ms: int | None = 0) -> None:
@@ -153,6 +190,7 @@ class Worker:
                 header = p.decode_header(frames[0].buffer)
                 kind = header[0]
                 if kind == p.TASK:
+                    self.pending_keys.discard(header[1])
                     self._run_task(header, frames)
                 elif kind == p.ACTOR_INIT:
                     self._init_actor(frames)
@@ -178,15 +216,31 @@ class Worker:
         self.sock.send_multipart([p.encode_header(p.ACTOR_READY)])
 
     # -- tasks ----------------------------------------------------------------------------
+    def _function(self, digest: bytes, fn_frame: zmq.Frame) -> Any:
+        """The task's function: from the frame (then cached) or from the LRU cache."""
+        fn = self.fns.get(digest)
+        if fn is not None:
+            self.fns.move_to_end(digest)
+            return fn
+        if not fn_frame.bytes:  # the driver mirrors this cache; a miss is re-sent, not fatal
+            raise _SystemFailure(p.SYS_FN_MISSING, "the worker's function cache lost the task's "
+                                 "function")
+        fn = cloudpickle.loads(fn_frame.buffer)
+        self.fns[digest] = fn
+        while len(self.fns) > p.FN_CACHE_SIZE:
+            self.fns.popitem(last=False)
+        return fn
+
     def _run_task(self, header: tuple[Any, ...], frames: list[zmq.Frame]) -> None:
         _, key, attempt, digest, credits = header
+        self.current = key
         self.credits[key] = self.credits.get(key, 0) + credits
         cpu0 = time.process_time()
         try:
-            fn = self.fns.get(digest)
-            if fn is None:
-                fn = cloudpickle.loads(frames[1].buffer)
-                self.fns[digest] = fn
+            self._drain_control(0)  # a CANCEL sent after this call was queued comes first
+            if key in self.cancelled:
+                raise _Cancelled()
+            fn = self._function(digest, frames[1])
             args = [_resolve(a) for a in pickle.loads(frames[2].buffer)]
             result = fn(self.instance, *args) if self.is_actor else fn(*args)
             if isinstance(result, Iterator):
@@ -197,15 +251,23 @@ class Worker:
             pass
         except _DriverGone:
             raise
+        except _SystemFailure as exc:
+            self._end_task(key)
+            self.sock.send_multipart([p.encode_header(p.SYSTEM_ERROR, key, attempt, exc.name,
+                                                      str(exc), exc.block_id)])
+            return
         except BaseException as exc:
-            self.credits.pop(key, None)
-            self.cancelled.discard(key)
+            self._end_task(key)
             self._send_error(key, attempt, exc)
             return
-        self.credits.pop(key, None)
-        self.cancelled.discard(key)
+        self._end_task(key)
         self.sock.send_multipart([p.encode_header(p.DONE, key, attempt,
                                                   time.process_time() - cpu0)])
+
+    def _end_task(self, key: int) -> None:
+        self.current = None
+        self.credits.pop(key, None)
+        self.cancelled.discard(key)
 
     def _stream(self, key: int, attempt: int, items: Iterator[Any]) -> None:
         index = 0
@@ -235,7 +297,15 @@ class Worker:
                 return
             self.block_counter += 1
             block_id = f"{self.worker_id}-{os.getpid()}-{self.block_counter}"
-            size = write_block_file(os.path.join(self.store_dir, block_id), item)
+            path = direct_spill_path(self.store_dir, self.spill_dir, block_id, item.nbytes,
+                                     self.budget_bytes)
+            try:
+                size = write_block_file(path, item)
+            except OSError as exc:  # disk full, I/O error: the store's failure, not the UDF's
+                with contextlib.suppress(OSError):
+                    os.unlink(path + ".tmp")
+                raise _SystemFailure(p.SYS_STORE_WRITE, f"writing block {block_id} to the "
+                                     f"store failed: {type(exc).__name__}: {exc}") from exc
             header = p.encode_header(p.OUTPUT, key, attempt, index, p.KIND_STORED, block_id,
                                      item.num_rows, size)
             self.sock.send_multipart([header, schema, b""])
@@ -264,7 +334,8 @@ def configure_threads(cpu_share: int) -> None:
 
 
 def worker_main(worker_id: str, address: str, driver_pid: int, store_dir: str,
-                spill_dir: str, inline_max: int, secret: str, cpu_share: int = 1) -> None:
+                spill_dir: str, inline_max: int, secret: str, cpu_share: int = 1,
+                budget_bytes: int = 1 << 62) -> None:
     """Entry point of a forked worker: serve until the driver says stop or dies.
 
     ``secret`` (hex) authenticates this worker to the driver in its first message.
@@ -272,7 +343,7 @@ def worker_main(worker_id: str, address: str, driver_pid: int, store_dir: str,
     configure_threads(cpu_share)
     try:
         worker = Worker(worker_id, address, driver_pid, store_dir, spill_dir, inline_max,
-                        bytes.fromhex(secret))
+                        bytes.fromhex(secret), budget_bytes)
     except OSError:  # the driver (or its session) was gone before we started
         os._exit(0)
     worker.run()

@@ -82,7 +82,8 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
             worker.worker_main(request["worker_id"], request["address"],
                                request["driver_pid"], request["store_dir"],
                                request["spill_dir"], request["inline_max"],
-                               request["secret"], request.get("cpu_share", 1))
+                               request["secret"], request.get("cpu_share", 1),
+                               request.get("budget_bytes", 1 << 62))
             os._exit(0)
         replies.write(f"{pid}\n")
         replies.flush()
@@ -114,6 +115,7 @@ class Zygote:
 
     def __init__(self, preload: tuple[str, ...] = ()) -> None:
         """Start the zygote; it imports the modules named in ``preload`` before forking."""
+        self.preload = preload  # a zygote found dead is replaced by one like it
         cmd_r, self._cmd_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
         env = dict(os.environ)

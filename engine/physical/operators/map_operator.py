@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import user_code_error
+from engine.errors import SystemException, user_code_error
 from engine.physical.interfaces import PhysicalOperator, item_bytes, item_rows, wait_all
 from engine.physical.resource_manager import PoolState
 from engine.physical.transform import MapActor, MapTransformer, call_map_actor
@@ -147,7 +147,9 @@ class MapOperator(PhysicalOperator):
                 self.emit(item)
             return
         running.held.clear()
-        if state.may_skip_failed_block():
+        # A system failure (lost block, full disk, dead worker) already had its retries in
+        # the runtime; it is not the UDF's error and never counts against max_errored_blocks.
+        if not isinstance(error, SystemException) and state.may_skip_failed_block():
             self.stats.tasks_failed_skipped += 1
             return
         state.fail(to_user_error(error, self.name))
