@@ -205,6 +205,12 @@ class Project(AbstractMap):
     rename: tuple[tuple[str, str], ...] = ()
     exprs: tuple[tuple[str, Any], ...] = ()
     udf_columns: tuple[tuple[str, Any, str], ...] = ()
+    # an actor pool when the expressions hold callable-class UDFs (state across batches)
+    strategy: ComputeStrategy = TASKS
+
+    @property
+    def compute(self) -> ComputeStrategy:
+        return self.strategy
 
     @property
     def name(self) -> str:
