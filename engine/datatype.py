@@ -221,6 +221,8 @@ class DataType:
                 dtype = self._physical_dtype.to_pandas_dtype()
             except (NotImplementedError, TypeError, pa.ArrowException):
                 return np.dtype(object)
+            if isinstance(dtype, type) and issubclass(dtype, np.generic):
+                return np.dtype(dtype)  # Arrow answers with numpy scalar types
             return dtype if isinstance(dtype, np.dtype) else np.dtype(object)
         return np.dtype(object)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -124,11 +125,11 @@ def _sort(values: pa.Array, order: str, null_placement: str) -> pa.Array:
     if pa.types.is_fixed_size_list(original):
         values = values.cast(pa.list_(original.value_field))
     flat = pc.list_flatten(values)
-    rows = pc.list_parent_indices(values)
-    keys = pa.table({"row": rows, "value": flat})
-    indices = pc.sort_indices(keys, sort_keys=[("row", "ascending"), ("value", order)],
-                              null_placement=null_placement)
     lengths = pc.fill_null(pc.list_value_length(values), 0)
+    rows = np.repeat(np.arange(len(values)), lengths.to_numpy())  # each item's row
+    keys = pa.table({"row": rows, "value": flat})
+    indices = pc.sort_indices(keys, sort_keys=[("row", "ascending", "at_end"),
+                                               ("value", order, null_placement)])
     offsets = pa.concat_arrays([pa.array([0], lengths.type), pc.cumulative_sum(lengths)])
     factory = pa.LargeListArray if pa.types.is_large_list(values.type) else pa.ListArray
     mask = values.is_null() if values.null_count else None

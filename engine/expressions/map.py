@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.expressions.core import Expr, UDFExpr
 
@@ -49,6 +50,8 @@ def _project(values: Any, index: int) -> Any:
         t = _result_type(values.type, index)
         return pa.chunked_array([_project(c, index) for c in values.chunks], type=t)
     t = values.type
+    if not len(values):
+        return pa.array([], _result_type(t, index))
     if pa.types.is_map(t):
         child = values.keys if index == 0 else values.items
         offsets = values.offsets  # into the whole child, even for a sliced map array
@@ -60,9 +63,13 @@ def _project(values: Any, index: int) -> Any:
     else:
         raise TypeError(f"map.{'keys' if index == 0 else 'values'}() needs a map column (or a "
                         f"list of key/value structs); got {t}")
+    # rebase the offsets on this (maybe sliced) array's first entry: Arrow takes a null
+    # mask only with offsets that are an array of their own
+    start, end = offsets[0].as_py(), offsets[-1].as_py()
+    offsets = pc.subtract(offsets, pa.scalar(start, offsets.type))
     factory = pa.LargeListArray if pa.types.is_large_list(t) else pa.ListArray
-    return factory.from_arrays(offsets, child, mask=values.is_null() if values.null_count
-                               else None)
+    return factory.from_arrays(offsets, child.slice(start, end - start),
+                               mask=values.is_null() if values.null_count else None)
 
 
 def _result_type(t: pa.DataType, index: int) -> pa.DataType:

@@ -14,6 +14,7 @@ import ast
 from typing import Any
 
 from engine.expressions.core import Expr, col, lit
+from engine.expressions.tree import referenced_columns
 
 _COMPARE = {ast.Eq: "__eq__", ast.NotEq: "__ne__", ast.Lt: "__lt__", ast.LtE: "__le__",
             ast.Gt: "__gt__", ast.GtE: "__ge__"}
@@ -35,7 +36,7 @@ def parse_predicate(text: str) -> Expr:
     except SyntaxError as exc:
         raise ValueError(f"Invalid syntax in the expression: {text}") from exc
     result = _Converter(text).convert(tree.body)
-    if not isinstance(result, Expr):
+    if not isinstance(result, Expr) or not referenced_columns(result):
         raise ValueError(f"the expression {text!r} is a constant, not a predicate on columns")
     return result
 
@@ -68,6 +69,8 @@ class _Converter:
             if isinstance(node.op, ast.Not):
                 return ~self.expr(node.operand)
             if isinstance(node.op, ast.USub):
+                if isinstance(node.operand, ast.Constant):
+                    return lit(self.constant(node))  # -5 is a number, not a negation
                 return -self.expr(node.operand)
             raise self.fail(f"the unary operator {type(node.op).__name__}")
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
