@@ -10,7 +10,7 @@ one whole block (a ``pyarrow.Table``) at a time, by :func:`evaluate` and
 One module per concept, as Polars lays out its expressions:
 
     core       the tree (Expr and its nodes), col(), lit(), cast()
-    udf        udf(): Python functions and callable classes as expressions
+    udfs       udf(): Python functions and callable classes as expressions
     string     expr.str         datetime   expr.dt        list   expr.list
     struct     expr.struct      map        expr.map       arr    expr.arr
     tree       walking trees: columns read, output names, renaming, repr
@@ -48,7 +48,7 @@ from engine.expressions.pushdown import can_push_down, to_pyarrow
 from engine.expressions.string import StringNamespace
 from engine.expressions.struct import StructNamespace
 from engine.expressions.tree import output_name, referenced_columns, rename_columns
-from engine.expressions.udf import CallableClassUDF, class_udfs, pyarrow_udf, udf
+from engine.expressions.udfs import CallableClassUDF, class_udfs, pyarrow_udf, udf
 
 __all__ = [
     "AliasExpr", "ArrayNamespace", "BinaryExpr", "CallableClassUDF", "ColumnExpr",

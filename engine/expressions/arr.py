@@ -28,4 +28,4 @@ def array_to_list(values: Any) -> Any:
         return values.cast(pa.list_(t.value_field))
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return values
-    raise TypeError(f"arr.to_list() needs a list-like column; got {t}")
+    raise TypeError(f"arr.to_list() can only be called on list-like columns, but got {t}")

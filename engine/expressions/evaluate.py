@@ -4,7 +4,7 @@ Semantics follow Ray Data, which uses Arrow's kernels: ``/`` of two integers is 
 integer division (truncating toward zero; ``/`` with a float operand is true division),
 ``//`` and ``%`` floor like Python (Arrow has no flooring kernel), ``&``/``|`` use Kleene
 logic (``null & False`` is ``False``), and a filter keeps only rows whose predicate is true.
-A UDF node calls its Python function on the evaluated arguments (see ``udf.py``).
+A UDF node calls its Python function on the evaluated arguments (see ``udfs.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from engine.expressions.core import (
     _scalar,
 )
 from engine.expressions.tree import _check_expr
-from engine.expressions.udf import call_udf
+from engine.expressions.udfs import call_udf
 
 
 def evaluate(expr: Expr, table: pa.Table) -> pa.ChunkedArray | pa.Array:

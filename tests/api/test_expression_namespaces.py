@@ -104,7 +104,7 @@ def test_arr_to_list() -> None:
     assert out.type == pa.list_(pa.int64())
     assert out.to_pylist() == [[1, 2], [3, 4], None, [6, 5]]
     assert values(col("l").arr.to_list(), LISTS) == LISTS.column("l").to_pylist()
-    with pytest.raises(TypeError, match="needs a list-like column"):
+    with pytest.raises(TypeError, match="can only be called on list-like columns"):
         evaluate(col("m").arr.to_list(), pa.table({"m": [1]}))
 
 
