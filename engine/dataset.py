@@ -151,6 +151,10 @@ class Dataset(DatasetWrites, BatchIterable):
         """
         if (fn is None) == (expr is None):
             raise ValueError("Exactly one of 'fn' or 'expr' must be provided to filter.")
+        if expr is not None and any(a is not None for a in (
+                fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)):
+            raise ValueError("filter: when 'expr' is used, 'fn_args/fn_kwargs' or "
+                             "'fn_constructor_args/fn_constructor_kwargs' cannot be used.")
         if isinstance(expr, str):
             from engine.expressions import parse_predicate
 

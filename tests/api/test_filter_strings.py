@@ -63,6 +63,8 @@ def test_filter_argument_errors() -> None:
         ds.filter(lambda r: True, expr="id > 1")
     with pytest.raises(ValueError, match="must be a UserDefinedFunction"):
         ds.filter(fn="id > 1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="when 'expr' is used, 'fn_args/fn_kwargs'"):
+        ds.filter(expr=col("id") > 1, fn_kwargs={"x": 1})
     with pytest.raises(ValueError, match="column 'nope' not found"), \
             pytest.warns(DeprecationWarning):
         ds.filter(expr="nope > 1").take_all()
