@@ -40,8 +40,6 @@ _EXPORTS: dict[str, str] = {
     # expressions and aggregates
     "col": "engine.expressions",
     "lit": "engine.expressions",
-    "udf": "engine.expressions",
-    "DataType": "engine.datatype",
     "AggregateFn": "engine.aggregate",
     "Count": "engine.aggregate",
     "Sum": "engine.aggregate",

@@ -3,13 +3,13 @@ kinds of backing type, conversions, equality, and bad arguments. No workers star
 
 from __future__ import annotations
 
+import importlib
 import pickle
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-import engine
 from engine.datatype import DataType, TypeCategory
 
 
@@ -89,7 +89,9 @@ def test_bad_arguments_raise_type_errors() -> None:
         DataType.list("int64")  # type: ignore[arg-type]
 
 
-def test_pickles_and_is_exported() -> None:
+def test_pickles_and_is_importable_where_ray_has_it() -> None:
     for dtype in (DataType.int32(), DataType.from_numpy("f8"), DataType(str)):
         assert pickle.loads(pickle.dumps(dtype)) == dtype
-    assert engine.DataType is DataType
+    assert importlib.import_module("engine.datatype").DataType is DataType
+    assert importlib.import_module("engine.expressions").udf.__module__ == \
+        "engine.expressions.udfs"
