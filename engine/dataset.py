@@ -218,7 +218,8 @@ class Dataset(DatasetWrites, BatchIterable):
 
         ``expr`` may hold UDFs (``engine.expressions.udf``); one built from a callable class
         runs on an actor pool (``compute``: an ``ActorPoolStrategy`` sizes it), so the
-        instance keeps its state across batches.
+        instance keeps its state across batches. ``num_cpus``, ``num_gpus`` and ``memory``
+        are what each task or actor asks for, as in ``map_batches``.
         Example: ``ds.with_column("total", col("price") * col("qty"))``.
         """
         if not isinstance(column_name, str):
@@ -244,8 +245,14 @@ class Dataset(DatasetWrites, BatchIterable):
                 raise TypeError(f"with_column needs an expression such as col('a') * 2 for "
                                 f"{name!r}; got {type(expr).__name__}")
         strategy = expression_compute(list(exprs.values()), compute)
-        return self._with(lo.Project(self._dag, exprs=tuple(exprs.items()),
-                                     strategy=strategy))
+        # resources as for map_batches; other Ray remote args mean nothing on one machine
+        num_cpus, num_gpus, memory = (ray_remote_args.get(k)
+                                      for k in ("num_cpus", "num_gpus", "memory"))
+        check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
+        return self._with(lo.Project(
+            self._dag, exprs=tuple(exprs.items()), strategy=strategy,
+            cpus=1.0 if num_cpus is None else float(num_cpus),
+            gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory))
 
     def add_column(self, col: str, fn: Callable[[Any], Any], *,
                    batch_format: str | None = "pandas", compute: Any = None,

@@ -18,7 +18,7 @@ import pytest
 
 import engine as ed
 from engine.datatype import DataType
-from engine.errors import UserCodeError
+from engine.errors import ResourceUnavailableError, UserCodeError
 from engine.expressions import UDFExpr, can_push_down, col, evaluate, lit, udf
 
 TABLE = pa.table({"a": [1, 2, None], "b": [10, 20, 30], "s": ["x", "yy", None]})
@@ -222,3 +222,15 @@ def test_udfs_on_empty_datasets_and_nulls() -> None:
     assert empty.take_all() == []
     rows = ed.from_items([{"a": 1}, {"a": None}]).with_column("y", add(col("a"), 1)).take_all()
     assert rows == [{"a": 1, "y": 2}, {"a": None, "y": None}]
+
+
+def test_with_column_resources_are_checked_when_the_plan_is_built(
+        fresh_context: ed.DataContext) -> None:
+    fresh_context.execution_options.resource_limits.gpu = 0  # refused with or without a GPU
+    ds = ed.range(4)
+    with pytest.raises(ValueError, match="num_cpus must be non-negative"):
+        ds.with_column("y", add(col("id"), 1), num_cpus=-1)
+    with pytest.raises(ResourceUnavailableError, match="num_gpus=1"):
+        ds.with_column("y", add(col("id"), 1), num_gpus=1).materialize()
+    out = ds.with_column("y", add(col("id"), 1), num_cpus=0.5)
+    assert [r["y"] for r in out.take_all()] == [1, 2, 3, 4]
