@@ -88,7 +88,8 @@ class _Evaluator:
             func = getattr(pc, node.func)
             return self.apply(node, lambda *xs: func(*xs, **dict(node.options)), *args)
         if isinstance(node, UDFExpr):
-            values = [a.value if isinstance(a, LiteralExpr) else self.eval(a) for a in node.args]
+            values = [_python_value(a) if isinstance(a, LiteralExpr) else self.eval(a)
+                      for a in node.args]
             if node.call:  # a namespace's built-in function: errors name the expression
                 return self.apply(node, lambda *xs: call_udf(node, xs, self.table.num_rows),
                                   *values)
@@ -120,6 +121,12 @@ class _Evaluator:
 
     def context(self, node: Expr) -> str:
         return "" if node is self.root else f" (in expression {self.root!r})"
+
+
+def _python_value(literal: LiteralExpr) -> object:
+    """A literal as a UDF receives it: its Python value (lit() keeps lists as tuples)."""
+    value = literal.value
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _is_string(value: Datum) -> bool:

@@ -56,6 +56,14 @@ def test_udf_receives_arrow_columns_and_python_literals() -> None:
     assert evaluate(describe(col("s"), suffix="!"), TABLE).to_pylist() == ["x!", "yy!", None]
     assert seen == [(pa.ChunkedArray, "!")]
 
+    @udf(DataType.bool())
+    def member(values, options):
+        seen.append(options)
+        return pc.is_in(values, pa.array(options))
+
+    assert evaluate(member(col("b"), [10, 30]), TABLE).to_pylist() == [True, False, True]
+    assert seen[-1] == [10, 30]  # a list stays a list
+
 
 @pytest.mark.parametrize("result", [
     lambda x: np.arange(len(x)), lambda x: pd.Series(range(len(x))),
