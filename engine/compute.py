@@ -88,3 +88,26 @@ def resolve_compute(fn: Any, compute: Any, concurrency: Any) -> ComputeStrategy:
             return ComputeStrategy("actors", concurrency, concurrency)
         return ComputeStrategy("tasks", max_size=concurrency)
     return ComputeStrategy("actors", 1, None) if is_class else TASKS
+
+
+def expression_compute(exprs: list[Any], compute: Any) -> ComputeStrategy:
+    """How a projection of ``exprs`` runs: on an actor pool when they hold callable-class
+    UDFs (each actor builds them once) or ``compute`` asks for one; else on tasks."""
+    from engine.expressions import class_udfs
+
+    classes = [u.cls for e in exprs for u in class_udfs(e)]
+    if compute is None:
+        return ComputeStrategy("actors", 1, None) if classes else TASKS
+    if compute == "tasks" or isinstance(compute, TaskPoolStrategy):
+        if classes:
+            raise ValueError(f"the callable class UDF {classes[0].__name__} needs an actor "
+                             "pool, not the task pool strategy: pass ActorPoolStrategy or no "
+                             "compute")
+        return ComputeStrategy("tasks", max_size=getattr(compute, "size", None))
+    if compute == "actors":
+        return ComputeStrategy("actors", 1, None)
+    if isinstance(compute, ActorPoolStrategy):
+        return ComputeStrategy("actors", compute.min_size, compute.max_size,
+                               compute.max_tasks_in_flight_per_actor)
+    raise ValueError(f"compute must be 'tasks', 'actors', TaskPoolStrategy or "
+                     f"ActorPoolStrategy; got {compute!r}")

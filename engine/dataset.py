@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -27,7 +28,7 @@ from engine.arguments import (
     udf_name,
 )
 from engine.block import concat_tables, table_to_pandas, validate_batch_format
-from engine.compute import resolve_compute
+from engine.compute import expression_compute, resolve_compute
 from engine.context import DataContext
 from engine.dataset_writes import DatasetWrites
 from engine.iteration import BatchIterable
@@ -150,12 +151,21 @@ class Dataset(DatasetWrites, BatchIterable):
         Example: ``ds.filter(expr=col("score") > 0.5)``.
         """
         if (fn is None) == (expr is None):
-            raise ValueError("filter needs exactly one of fn or expr")
+            raise ValueError("Exactly one of 'fn' or 'expr' must be provided to filter.")
+        if expr is not None and any(a is not None for a in (
+                fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)):
+            raise ValueError("filter: when 'expr' is used, 'fn_args/fn_kwargs' or "
+                             "'fn_constructor_args/fn_constructor_kwargs' cannot be used.")
         if isinstance(expr, str):
-            raise TypeError("filter(expr=...) takes an expression such as col('x') > 1, "
-                            "not a string")
-        if fn is not None:
-            check_callable(fn, "filter")
+            from engine.expressions import parse_predicate
+
+            warnings.warn("filter(expr=<str>) is deprecated in Ray Data: build the predicate "
+                          "with engine.expressions.col instead, e.g. col('x') > 5",
+                          DeprecationWarning, stacklevel=2)
+            expr = parse_predicate(expr)
+        if fn is not None and not callable(fn):
+            raise ValueError(f"filter: fn must be a UserDefinedFunction (a function or "
+                             f"callable class), but got {type(fn).__name__} instead.")
         fields = row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
                                  fn_constructor_args, fn_constructor_kwargs, num_cpus,
                                  ray_remote_args)
@@ -203,14 +213,47 @@ class Dataset(DatasetWrites, BatchIterable):
             return self._with(lo.Project(self._dag, rename=renames))
         raise TypeError(f"rename_columns takes a dict or a list; got {type(names).__name__}")
 
-    def with_column(self, column_name: str, expr: Any, **_: Any) -> Dataset:
-        """Add (or replace) ``column_name`` computed from the expression ``expr``."""
+    def with_column(self, column_name: str, expr: Any, *, compute: Any = None,
+                    **ray_remote_args: Any) -> Dataset:
+        """Add (or replace) ``column_name`` computed from the expression ``expr``.
+
+        ``expr`` may hold UDFs (``engine.expressions.udf``); one built from a callable class
+        runs on an actor pool (``compute``: an ``ActorPoolStrategy`` sizes it), so the
+        instance keeps its state across batches. ``num_cpus``, ``num_gpus`` and ``memory``
+        are what each task or actor asks for, as in ``map_batches``.
+        Example: ``ds.with_column("total", col("price") * col("qty"))``.
+        """
+        if not isinstance(column_name, str):
+            raise TypeError(f"with_column: column_name must be a str; got {column_name!r}")
+        return self.with_columns({column_name: expr}, compute=compute, **ray_remote_args)
+
+    def with_columns(self, exprs: Mapping[str, Any], *, compute: Any = None,
+                     **ray_remote_args: Any) -> Dataset:
+        """Add (or replace) several columns in one projection: ``exprs`` maps each new
+        column's name to its expression, all evaluated on the existing columns, added in
+        the mapping's order. ``compute`` as for ``with_column``.
+        Example: ``ds.with_columns({"x2": col("x") * 2, "x3": col("x") * 3})``.
+        """
         from engine.expressions import Expr
 
-        if not isinstance(expr, Expr):
-            raise TypeError(f"with_column needs an expression such as col('a') * 2; got "
-                            f"{type(expr).__name__}")
-        return self._with(lo.Project(self._dag, exprs=((column_name, expr),)))
+        if not isinstance(exprs, Mapping) or not exprs:
+            raise TypeError(f"with_columns takes a non-empty dict of column name -> "
+                            f"expression; got {exprs!r}")
+        for name, expr in exprs.items():
+            if not isinstance(name, str):
+                raise TypeError(f"with_columns: column names must be str; got {name!r}")
+            if not isinstance(expr, Expr):
+                raise TypeError(f"with_column needs an expression such as col('a') * 2 for "
+                                f"{name!r}; got {type(expr).__name__}")
+        strategy = expression_compute(list(exprs.values()), compute)
+        # resources as for map_batches; other Ray remote args mean nothing on one machine
+        num_cpus, num_gpus, memory = (ray_remote_args.get(k)
+                                      for k in ("num_cpus", "num_gpus", "memory"))
+        check_resource_args(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory)
+        return self._with(lo.Project(
+            self._dag, exprs=tuple(exprs.items()), strategy=strategy,
+            cpus=1.0 if num_cpus is None else float(num_cpus),
+            gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory))
 
     def add_column(self, col: str, fn: Callable[[Any], Any], *,
                    batch_format: str | None = "pandas", compute: Any = None,

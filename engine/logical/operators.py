@@ -205,6 +205,23 @@ class Project(AbstractMap):
     rename: tuple[tuple[str, str], ...] = ()
     exprs: tuple[tuple[str, Any], ...] = ()
     udf_columns: tuple[tuple[str, Any, str], ...] = ()
+    # an actor pool when the expressions hold callable-class UDFs (state across batches)
+    strategy: ComputeStrategy = TASKS
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory: float | None = None
+
+    @property
+    def compute(self) -> ComputeStrategy:
+        return self.strategy
+
+    @property
+    def num_cpus(self) -> float:
+        return self.cpus
+
+    @property
+    def num_gpus(self) -> float:
+        return self.gpus
 
     @property
     def name(self) -> str:

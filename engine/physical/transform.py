@@ -353,6 +353,15 @@ class ProjectStep(Step):
         self.exprs = exprs
         self.udf_columns = udf_columns
 
+    def init(self) -> None:
+        # callable-class UDFs in the expressions are built once per worker or actor
+        if self.exprs:
+            from engine.expressions import class_udfs
+
+            for _, expr in self.exprs:
+                for class_udf in class_udfs(expr):
+                    class_udf.init()
+
     def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
         for table in blocks:
             yield self.project_block(table)
@@ -369,8 +378,10 @@ class ProjectStep(Step):
         if self.exprs:
             from engine.expressions import evaluate
 
-            for name, expr in self.exprs:
-                table = _set_column(table, name, evaluate(expr, table))
+            # every expression reads the input block (``with_columns`` is one projection)
+            values = [(name, evaluate(expr, table)) for name, expr in self.exprs]
+            for name, column in values:
+                table = _set_column(table, name, column)
         for name, fn, batch_format in self.udf_columns:
             batch = table_to_batch(table, batch_format)
             values = fn(batch)

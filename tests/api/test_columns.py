@@ -77,14 +77,14 @@ def test_filter_by_function(ds: ed.Dataset) -> None:
 
 
 def test_filter_arguments(ds: ed.Dataset) -> None:
-    with pytest.raises(ValueError, match="exactly one of fn or expr"):
+    with pytest.raises(ValueError, match="Exactly one of 'fn' or 'expr'"):
         ds.filter()
-    with pytest.raises(ValueError, match="exactly one of fn or expr"):
+    with pytest.raises(ValueError, match="Exactly one of 'fn' or 'expr'"):
         ds.filter(lambda r: True, expr=col("a") > 1)
-    with pytest.raises(TypeError, match="not a string"):
-        ds.filter(expr="a > 1")
-    with pytest.raises(TypeError, match="function or callable"):
+    with pytest.raises(ValueError, match="must be a UserDefinedFunction"):
         ds.filter(5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"must be a UserDefinedFunction.*but got str"):
+        ds.filter(fn="a > 1")  # type: ignore[arg-type]
 
 
 def test_filter_errors_name_the_column_or_the_type(ds: ed.Dataset) -> None:
@@ -112,7 +112,8 @@ def test_with_column_arithmetic_and_nulls(ds: ed.Dataset) -> None:
     assert out.columns() == ["a", "b", "s", "c"]
     assert column(out, "c") == [4.0, None, None, -3.5]
     assert column(ds.with_column("c", col("a") - 1), "c") == [0, None, 4, -3]
-    assert column(ds.with_column("c", col("a") / 2), "c") == [0.5, None, 2.5, -1.0]
+    assert column(ds.with_column("c", col("a") / 2), "c") == [0, None, 2, -1]  # as Arrow
+    assert column(ds.with_column("c", col("a") / 2.0), "c") == [0.5, None, 2.5, -1.0]
     assert column(ds.with_column("c", col("a") // 2), "c") == [0, None, 2, -1]
     assert column(ds.with_column("c", col("a") % 2), "c") == [1, None, 1, 0]
     assert column(ds.with_column("c", -col("a")), "c") == [-1, None, -5, 2]

@@ -289,7 +289,7 @@ def _identity(batch):
      "map_batches: fn_args must be a tuple or list; got int"),
     (lambda ds: ds.map(lambda r: r, fn_kwargs=[1]), TypeError,
      "map: fn_kwargs must be a dict; got list"),
-    (lambda ds: ds.filter(), ValueError, "filter needs exactly one of fn or expr"),
+    (lambda ds: ds.filter(), ValueError, "Exactly one of 'fn' or 'expr' must be provided"),
     (lambda ds: ds.limit(-1), ValueError, "limit must be a non-negative int; got -1"),
     (lambda ds: ds.take_all(limit=3), ValueError, "more than the given limit of 3"),
 ])

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.datatype import DataType
 from engine.expressions import (
     AliasExpr,
     BinaryExpr,
@@ -158,12 +159,18 @@ def test_arithmetic_on_ints_with_nulls(table: pa.Table) -> None:
     assert values(-col("a"), table) == [-7, 7, -6, None]
 
 
-def test_true_division_gives_floats(table: pa.Table) -> None:
+def test_division_follows_arrow(table: pa.Table) -> None:
+    # As in Ray Data (Arrow's kernel): integers divide to integers, truncating toward zero;
+    # a float operand gives true division.
     result = evaluate(col("a") / col("b"), table)
-    assert result.type == pa.float64()
-    assert result.to_pylist() == [3.5, -7 / 3, 1.5, None]
-    assert values(lit(1) / col("b"), table) == [0.5, 1 / 3, 0.25, 1.0]
+    assert result.type == pa.int64()
+    assert result.to_pylist() == [3, -2, 1, None]
+    assert values(lit(10) / (col("b") + 1), table) == [3, 2, 2, 5]
+    assert values(col("a") / 2.0, table) == [3.5, -3.5, 3.0, None]
+    assert values(col("a").cast(DataType.float64()) / col("b"), table)[:2] == [3.5, -7 / 3]
     assert values(col("f") / 0, table) == [math.inf, -math.inf, None, math.inf]
+    with pytest.raises(ValueError, match="divide by zero"):
+        evaluate(col("a") / 0, table)
 
 
 def test_floor_division_and_modulo_follow_python(table: pa.Table) -> None:
@@ -219,17 +226,24 @@ def test_math_methods(table: pa.Table) -> None:
         assert values(getattr(lit(0.5), method)(), table)[0] == pytest.approx(expected)
 
 
-def test_cast_accepts_types_names_dtypes_and_datatype_objects(table: pa.Table) -> None:
-    class RayLikeDataType:
-        def to_arrow_dtype(self) -> pa.DataType:
-            return pa.string()
-
+def test_cast_accepts_datatypes_arrow_types_and_names(table: pa.Table) -> None:
+    assert evaluate(col("b").cast(DataType.int32()), table).type == pa.int32()
+    assert values(col("b").cast(DataType.string()), table) == ["2", "3", "4", "1"]
+    assert evaluate(col("b").cast(DataType.from_numpy("int8")), table).type == pa.int8()
     assert evaluate(col("b").cast("float32"), table).type == pa.float32()
-    assert evaluate(col("b").cast(np.int8), table).type == pa.int8()
-    assert values(col("b").cast(RayLikeDataType()), table) == ["2", "3", "4", "1"]
+    assert evaluate(col("b").cast(pa.int16()), table).type == pa.int16()
     with pytest.raises(ValueError, match="cast"):
-        evaluate(col("f").cast("int64"), table)  # 1.5 -> int64 loses data
-    assert values(col("f").cast("int64", safe=False), table) == [1, -2, None, 4]
+        evaluate(col("f").cast(DataType.int64()), table)  # 1.5 -> int64 loses data
+    assert values(col("f").cast(DataType.int64(), safe=False), table) == [1, -2, None, 4]
+
+
+def test_cast_rejects_other_targets_when_built() -> None:
+    for bad in ("not-a-type", 3, np.int8, object()):
+        with pytest.raises(TypeError, match=r"target_type must be a ray\.data\.datatype\.DataType"):
+            col("a").cast(bad)
+    for python_type in (int, str):  # a Python type names no Arrow type by itself
+        with pytest.raises(TypeError, match=r"Python-type-backed DataType.*requires.*values"):
+            col("a").cast(DataType(python_type))
 
 
 # ---------------------------------------------------------------- comparisons and logic
@@ -511,6 +525,13 @@ _MAPPER = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(),
            pa.bool_(): pd.BooleanDtype()}.get
 
 
+def _arrow_divide(x: pd.Series, y: pd.Series) -> pd.Series:
+    """Arrow's division: integers truncate toward zero, a float operand divides truly."""
+    if x.dtype == "Int64" and y.dtype == "Int64":
+        return np.trunc(x.astype("Float64") / y).astype("Int64")
+    return x / y
+
+
 def _pandas_eval(expr: Expr, frame: pd.DataFrame) -> Any:
     if isinstance(expr, ColumnExpr):
         return frame[expr.name]
@@ -528,7 +549,7 @@ def _pandas_eval(expr: Expr, frame: pd.DataFrame) -> Any:
     left, right = _pandas_eval(expr.left, frame), _pandas_eval(expr.right, frame)
     ops = {
         Operation.ADD: lambda x, y: x + y, Operation.SUB: lambda x, y: x - y,
-        Operation.MUL: lambda x, y: x * y, Operation.DIV: lambda x, y: x / y,
+        Operation.MUL: lambda x, y: x * y, Operation.DIV: _arrow_divide,
         Operation.FLOORDIV: lambda x, y: x // y, Operation.MOD: lambda x, y: x % y,
         Operation.GT: lambda x, y: x > y, Operation.LT: lambda x, y: x < y,
         Operation.GE: lambda x, y: x >= y, Operation.LE: lambda x, y: x <= y,

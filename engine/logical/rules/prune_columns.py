@@ -29,12 +29,11 @@ from engine.logical.plan import LogicalPlan, transform_dag
 
 
 def _through_exprs(needed: set[str], exprs: tuple[tuple[str, Any], ...]) -> set[str]:
-    """The columns needed below a projection's expressions (evaluated in order)."""
+    """The columns needed below a projection's expressions (all read the input block)."""
     from engine.expressions import referenced_columns
 
-    below = set(needed)
-    for name, expr in reversed(exprs):
-        below.discard(name)  # produced here, not read from below...
+    below = needed - {name for name, _ in exprs}  # produced here, not read from below...
+    for _, expr in exprs:
         below |= referenced_columns(expr)  # ...and every expression is evaluated
     return below
 
