@@ -18,6 +18,8 @@ import pyarrow as pa
 from engine import session
 from engine.arguments import (
     check_callable,
+    check_filter_fn,
+    check_gpu_batch_size,
     check_max_retries,
     check_resource_args,
     check_seed,
@@ -29,6 +31,7 @@ from engine.arguments import (
 from engine.block import concat_tables, table_to_pandas, validate_batch_format
 from engine.compute import resolve_compute
 from engine.context import DataContext
+from engine.dataset_info import DatasetInfo
 from engine.dataset_writes import DatasetWrites
 from engine.iteration import BatchIterable
 from engine.logical import operators as lo
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Dataset(DatasetWrites, BatchIterable):
+class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
     """A lazy dataset. Build it with ``engine.range``, ``engine.read_*`` or ``from_*``."""
 
     def __init__(self, plan: LogicalPlan) -> None:
@@ -52,7 +55,9 @@ class Dataset(DatasetWrites, BatchIterable):
         self._last_executor: StreamingExecutor | None = None
 
     def _with(self, op: lo.LogicalOperator) -> Dataset:
-        return Dataset(LogicalPlan(op))
+        ds = Dataset(LogicalPlan(op))
+        ds._name = self._name
+        return ds
 
     @property
     def _dag(self) -> lo.LogicalOperator:
@@ -85,6 +90,7 @@ class Dataset(DatasetWrites, BatchIterable):
             A new dataset. Example: ``ds.map_batches(lambda b: {"x": b["x"] * 2})``.
         """
         check_callable(fn, "map_batches")
+        check_gpu_batch_size(num_gpus, batch_size)
         if batch_size == "auto" or batch_size == "default":
             batch_size = None
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -154,7 +160,7 @@ class Dataset(DatasetWrites, BatchIterable):
             raise TypeError("filter(expr=...) takes an expression such as col('x') > 1, "
                             "not a string")
         if fn is not None:
-            check_callable(fn, "filter")
+            check_filter_fn(fn)
         fields = row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
                                  fn_constructor_args, fn_constructor_kwargs, num_cpus,
                                  ray_remote_args)
@@ -305,6 +311,7 @@ class Dataset(DatasetWrites, BatchIterable):
         refs = [r for r in self._collect() if hasattr(r, "num_rows")]
         ds = MaterializedDataset(refs, input_files=self.input_files())
         ds._last_executor = ds._production_executor = self._last_executor
+        ds._name = self._name
         return ds
 
     # =============================================================== consumption
@@ -589,9 +596,6 @@ class Dataset(DatasetWrites, BatchIterable):
         out = "\n".join(text)
         print(out)
         return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(\n{self._plan.describe()}\n)"
 
     def __iter__(self) -> Any:
         raise TypeError("a Dataset is not iterable directly; use iter_rows() or "
