@@ -100,6 +100,13 @@ class DataContext:
         optimizer_enabled: Turn all logical optimizer rules off (for debugging and tests).
         inline_block_max_bytes: Blocks up to this size travel inline in messages instead of
             being written to shared memory.
+        log_internal_stack_trace_to_stdout: Mark the "Full stack trace:" record of a
+            failing UDF as one to show (Ray Data's setting; see
+            ``engine.physical.failure_log``).
+        raise_original_map_exception: Log nothing when a UDF fails (the error raised is
+            already an instance of the UDF's own exception type);
+            ``RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION=1`` sets it.
+        arrow_fixed_shape_tensor_format: See :class:`FixedShapeTensorFormat`.
     """
 
     target_max_block_size: int | None = 128 * MiB
@@ -122,6 +129,10 @@ class DataContext:
     arrow_fixed_shape_tensor_format: FixedShapeTensorFormat = \
         FixedShapeTensorFormat.ARROW_NATIVE
     write_file_retry_on_errors: tuple[str, ...] = DEFAULT_WRITE_FILE_RETRY_ON_ERRORS
+    log_internal_stack_trace_to_stdout: bool = False
+    raise_original_map_exception: bool = field(
+        default_factory=lambda: os.environ.get("RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION",
+                                               "0") not in ("", "0"))
     extra: dict[str, Any] = field(default_factory=dict)
 
     _lock: ClassVar[threading.Lock] = threading.Lock()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.context import DataContext
+from engine.physical.failure_log import log_failure
 from engine.physical.interfaces import PhysicalOperator, item_bytes, wait_all
 from engine.physical.progress import ProgressBars
 from engine.runtime.cluster import LocalCluster
@@ -235,6 +236,7 @@ class StreamingExecutor:
                 self.consumed(item)
                 yield item
             if self.error is not None:
+                log_failure(self.error, self.ctx)
                 raise self.error
         finally:
             self.shutdown()
