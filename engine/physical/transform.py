@@ -8,6 +8,7 @@ output: small outputs are coalesced up to ``target_min_block_size`` and large on
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -25,6 +26,12 @@ from engine.block import (
     validate_batch_format,
 )
 from engine.errors import UDFOutputError
+from engine.physical.async_udf import (
+    BATCH_MAX_CONCURRENCY,
+    ROW_MAX_CONCURRENCY,
+    is_async_udf,
+    ordered_async_map,
+)
 
 
 class Step:
@@ -105,7 +112,15 @@ class _UdfMixin:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_callable"] = None  # constructed on the worker
+        state.pop("_loop", None)
         return state
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop async UDF calls run on (one per step, made on the worker)."""
+        loop = self.__dict__.get("_loop")
+        if loop is None or loop.is_closed():
+            loop = self.__dict__["_loop"] = asyncio.new_event_loop()
+        return loop  # type: ignore[no-any-return]
 
 
 class BatchStep(_UdfMixin, Step):
@@ -131,6 +146,14 @@ class BatchStep(_UdfMixin, Step):
         if bind_task is not None:
             fn = bind_task(ctx.task_idx)
         what = f"map_batches UDF {self.udf_name!r}"
+        if is_async_udf(fn):
+            batches = (self._batch_of(t) for t in rebatch(blocks, self.batch_size))
+            for outputs in ordered_async_map(self.event_loop(), fn, batches,
+                                             BATCH_MAX_CONCURRENCY, self.fn_args,
+                                             self.fn_kwargs):
+                for item in outputs:
+                    yield batch_to_table(item, what)
+            return
         for table in rebatch(blocks, self.batch_size):
             batch = table_to_batch(table, self.batch_format)
             if not self.zero_copy_batch:
@@ -141,6 +164,10 @@ class BatchStep(_UdfMixin, Step):
                     yield batch_to_table(item, what)
             else:
                 yield batch_to_table(out, what)
+
+    def _batch_of(self, table: pa.Table) -> Any:
+        batch = table_to_batch(table, self.batch_format)
+        return batch if self.zero_copy_batch else _writable(batch)
 
 
 class RowStep(_UdfMixin, Step):
@@ -161,6 +188,9 @@ class RowStep(_UdfMixin, Step):
     def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
         fn = self.callable()
         what = f"{'flat_map' if self.flat else 'map'} UDF {self.udf_name!r}"
+        if is_async_udf(fn):
+            yield from self._apply_async(fn, blocks, what)
+            return
         for table in blocks:
             if not table.num_rows:
                 continue
@@ -174,6 +204,24 @@ class RowStep(_UdfMixin, Step):
                     out.extend(result)
                 else:
                     out.append(result)
+            if out:
+                yield rows_to_table(out, what)
+
+    def _apply_async(self, fn: Any, blocks: Iterator[Any], what: str) -> Iterator[pa.Table]:
+        """Rows of a block through an async UDF, many at once; a block out per block in."""
+        for table in blocks:
+            if not table.num_rows:
+                continue
+            out: list[Any] = []
+            for results in ordered_async_map(self.event_loop(), fn, table_to_rows(table),
+                                             ROW_MAX_CONCURRENCY, self.fn_args,
+                                             self.fn_kwargs):
+                if self.flat:
+                    out.extend(results)  # an async generator's rows
+                elif len(results) != 1 or isinstance(results[0], list):
+                    raise UDFOutputError(f"{what} must return one row (a dict) per call")
+                else:
+                    out.append(results[0])
             if out:
                 yield rows_to_table(out, what)
 
