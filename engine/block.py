@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine.context import DataContext
 from engine.errors import UDFOutputError
 from engine.object_column import (
     is_object_type,
@@ -144,12 +145,31 @@ def table_to_batch(table: pa.Table, batch_format: str) -> Any:
     return table_to_pandas(table)
 
 
-def table_to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Convert a block to pandas; tensor columns become object columns of ndarrays."""
+def _arrow_backed_dtype(typ: pa.DataType) -> Any:
+    """The pandas dtype of a column under ``enable_arrow_backed_pandas_conversion``: Arrow's
+    own (``pd.ArrowDtype``) for standard types; ``None`` (pandas' default conversion) for
+    extension, dictionary and null types, as in Ray Data."""
     import pandas as pd
 
-    if not any(_is_tensor_type(f.type) or is_object_type(f.type) for f in table.schema):
-        return table.to_pandas()
+    if isinstance(typ, pa.BaseExtensionType) or pa.types.is_dictionary(typ) or \
+            pa.types.is_null(typ):
+        return None
+    return pd.ArrowDtype(typ)
+
+
+def table_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Convert a block to pandas: Arrow-backed dtypes unless the current DataContext's
+    ``enable_arrow_backed_pandas_conversion`` is off (then numpy dtypes); tensor columns
+    become object columns of ndarrays, pickled-object columns the objects."""
+    import pandas as pd
+
+    arrow_backed = DataContext.get_current().enable_arrow_backed_pandas_conversion
+    mapper = _arrow_backed_dtype if arrow_backed else None
+    special = [f.name for f in table.schema if _is_tensor_type(f.type) or
+               is_object_type(f.type)]
+    if not special:
+        return table.to_pandas(types_mapper=mapper)
+    plain = table.drop_columns(special).to_pandas(types_mapper=mapper)
     data = {}
     for i, name in enumerate(table.column_names):
         col = table.column(i)
@@ -162,7 +182,7 @@ def table_to_pandas(table: pa.Table) -> pd.DataFrame:
                 obj[j] = arr[j]
             data[name] = obj
         else:
-            data[name] = col.to_pandas()
+            data[name] = plain[name]
     return pd.DataFrame(data)
 
 

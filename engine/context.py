@@ -107,6 +107,10 @@ class DataContext:
             already an instance of the UDF's own exception type);
             ``RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION=1`` sets it.
         arrow_fixed_shape_tensor_format: See :class:`FixedShapeTensorFormat`.
+        enable_arrow_backed_pandas_conversion: Pandas batches and ``to_pandas()`` hold
+            Arrow-backed columns (``int64[pyarrow]``, ``string[pyarrow]``: Ray Data 2.60's
+            default, nulls as ``<NA>``); ``False`` gives numpy dtypes (ints with nulls as
+            float64 with NaN), for pandas code that needs numpy-only operations.
     """
 
     target_max_block_size: int | None = 128 * MiB
@@ -130,6 +134,7 @@ class DataContext:
         FixedShapeTensorFormat.ARROW_NATIVE
     write_file_retry_on_errors: tuple[str, ...] = DEFAULT_WRITE_FILE_RETRY_ON_ERRORS
     log_internal_stack_trace_to_stdout: bool = False
+    enable_arrow_backed_pandas_conversion: bool = True
     raise_original_map_exception: bool = field(
         default_factory=lambda: os.environ.get("RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION",
                                                "0") not in ("", "0"))

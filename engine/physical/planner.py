@@ -163,7 +163,7 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
         tasks = first.datasource.get_read_tasks(parallelism)
         inputs = [pc.add(InputDataOperator(f"Input[{first.name}]", tasks))]
     transformer = MapTransformer(steps_of(op), pc.ctx.max_block_bytes(),
-                                 pc.ctx.target_min_block_size)
+                                 pc.ctx.target_min_block_size, context=pc.ctx)
     compute = op.compute
     limits = pc.ctx.execution_options.resource_limits
     cpus = pc.cluster.num_cpus if limits.cpu is None else min(limits.cpu, pc.cluster.num_cpus)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from engine.block import (
     table_to_rows,
     validate_batch_format,
 )
+from engine.context import DataContext
 from engine.errors import UDFOutputError
 from engine.physical.async_udf import (
     BATCH_MAX_CONCURRENCY,
@@ -292,11 +294,16 @@ class MapTransformer:
     """A chain of steps plus output shaping; called as ``transformer(inputs, task_idx)``."""
 
     def __init__(self, steps: list[Step], target_max_block_size: int,
-                 target_min_block_size: int, shape_output: bool = True) -> None:
+                 target_min_block_size: int, shape_output: bool = True,
+                 context: DataContext | None = None) -> None:
         self.steps = steps
         self.target_max_block_size = target_max_block_size
         self.target_min_block_size = target_min_block_size
         self.shape_output = shape_output
+        # The driver's settings, made current in the worker that runs the transform (what
+        # Ray Data does too), so conversions there follow them (pandas dtypes...).
+        self.context = context
+        self._driver_pid = os.getpid()
         self._initialized = False
 
     def init(self) -> None:
@@ -306,6 +313,8 @@ class MapTransformer:
         self._initialized = True
 
     def __call__(self, inputs: list[Any], task_idx: int = 0) -> Iterator[Any]:
+        if self.context is not None and os.getpid() != self._driver_pid:
+            DataContext._set_current(self.context)
         if not self._initialized:
             self.init()
         ctx = TaskInfo(task_idx)
