@@ -29,7 +29,7 @@ def test_current_sets_and_restores_nested_contexts() -> None:
     assert DataContext.get_current() is original
 
 
-def test_current_context_applies_to_executions(tmp_path: object) -> None:
+def test_current_context_applies_to_executions() -> None:
     ctx = copy.deepcopy(DataContext.get_current())
     ctx.target_max_block_size = 8 * 100  # 100 int64 rows a block
     with DataContext.current(ctx):
