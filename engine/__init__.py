@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "from_numpy": "engine.read_api",
     "from_arrow": "engine.read_api",
     "from_arrow_refs": "engine.read_api",
+    "from_blocks": "engine.read_api",
     "from_pandas_refs": "engine.read_api",
     "read_datasource": "engine.read_api",
     "read_parquet": "engine.file_read_api",

@@ -49,6 +49,24 @@ def check_callable(fn: Any, what: str) -> None:
         raise TypeError(f"{what} needs a function or callable class; got {type(fn).__name__}")
 
 
+def check_filter_fn(fn: Any) -> None:
+    """``filter(fn=...)`` takes a function or callable class: Ray Data's ``ValueError``."""
+    if not callable(fn):
+        raise ValueError(f"filter: fn must be a UserDefinedFunction (a function or callable "
+                         f"class), but got {type(fn).__name__} instead; for a predicate "
+                         f"expression pass expr=")
+
+
+def check_gpu_batch_size(num_gpus: Any, batch_size: Any) -> None:
+    """A GPU stage needs an explicit ``batch_size`` (Ray Data refuses the default too)."""
+    if isinstance(num_gpus, (int, float)) and num_gpus > 0 and \
+            batch_size in (None, "auto", "default"):
+        raise ValueError("map_batches: you must provide `batch_size` when requesting GPUs "
+                         f"(num_gpus={num_gpus}); the best size depends on the model, the "
+                         "data and the GPU: the largest that does not run the GPU out of "
+                         "memory")
+
+
 def check_udf_args(what: str, fn: Any, fn_args: Any, fn_kwargs: Any,
                     fn_constructor_args: Any, fn_constructor_kwargs: Any) -> None:
     """Validate a UDF's extra arguments eagerly, naming the call and the argument."""

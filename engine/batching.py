@@ -71,6 +71,9 @@ def iter_batches(refs: Iterator[Any], *, batch_size: int | None, batch_format: s
     if local_shuffle_buffer_size is not None and local_shuffle_buffer_size < 1:
         raise ValueError("local_shuffle_buffer_size must be positive; got "
                          f"{local_shuffle_buffer_size}")
+    if local_shuffle_buffer_size is not None and batch_size is None:
+        raise ValueError("a local shuffle needs a batch_size: local_shuffle_buffer_size="
+                         f"{local_shuffle_buffer_size} with batch_size=None")
     fmt = validate_batch_format(batch_format)
 
     def produce() -> Iterator[Any]:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine.context import DataContext
 from engine.errors import UDFOutputError
+from engine.object_column import (
+    is_object_type,
+    object_column_to_numpy,
+    objects_to_column,
+    untorch,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +71,8 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if _is_tensor_type(column.type):
         return column.to_numpy_ndarray()  # type: ignore[no-any-return]
+    if is_object_type(column.type):
+        return object_column_to_numpy(column)
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or \
             pa.types.is_fixed_size_list(column.type):
         return _list_column_to_numpy(column)
@@ -79,19 +88,25 @@ def _list_column_to_numpy(column: pa.Array) -> np.ndarray:
 
 
 def numpy_to_column(values: Any, name: str = "") -> pa.Array:
-    """Convert a numpy array (or list) to an Arrow array; n-d arrays become tensors."""
+    """Convert a numpy array (or list) to an Arrow array; n-d arrays become tensors, torch
+    tensors are converted through numpy, and values with no Arrow type (user objects,
+    dicts of varying shape) become a pickled-object column, as in Ray Data."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
+    values = untorch(values)
     if not isinstance(values, np.ndarray):
         if isinstance(values, collections.abc.Sequence) and not isinstance(values, (str, bytes)):
             if values and all(isinstance(v, np.ndarray) for v in values):
                 return _ndarrays_to_column(list(values), name)
             try:
                 return pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-                raise TypeError(f"column {name!r}: cannot convert values to Arrow: {exc}") \
-                    from exc
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+                    TypeError):
+                return objects_to_column(values)
         values = np.asarray(values)
+    if values.ndim == 0:
+        raise UDFOutputError(f"column {name!r} is a single {type(values.item()).__name__}, "
+                             "not an array or list of values")
     if values.ndim > 1:
         if not values.flags.c_contiguous:
             values = np.ascontiguousarray(values)
@@ -100,7 +115,9 @@ def numpy_to_column(values: Any, name: str = "") -> pa.Array:
         return _ndarrays_to_column(list(values), name)
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
+        if values.dtype == object:
+            return objects_to_column(values)
         raise TypeError(f"column {name!r}: cannot convert values to Arrow: {exc}") from exc
 
 
@@ -110,8 +127,8 @@ def _ndarrays_to_column(arrays: list[np.ndarray], name: str) -> pa.Array:
         return pa.FixedShapeTensorArray.from_numpy_ndarray(np.stack(arrays))
     try:  # ragged: a list column of flattened values is the best Arrow offers
         return pa.array([a.tolist() for a in arrays])
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise TypeError(f"column {name!r}: cannot convert ragged arrays: {exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return objects_to_column(arrays)
 
 
 # ---------------------------------------------------------------- table <-> batches
@@ -128,23 +145,44 @@ def table_to_batch(table: pa.Table, batch_format: str) -> Any:
     return table_to_pandas(table)
 
 
-def table_to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Convert a block to pandas; tensor columns become object columns of ndarrays."""
+def _arrow_backed_dtype(typ: pa.DataType) -> Any:
+    """The pandas dtype of a column under ``enable_arrow_backed_pandas_conversion``: Arrow's
+    own (``pd.ArrowDtype``) for standard types; ``None`` (pandas' default conversion) for
+    extension, dictionary and null types, as in Ray Data."""
     import pandas as pd
 
-    if not any(_is_tensor_type(f.type) for f in table.schema):
-        return table.to_pandas()
+    if isinstance(typ, pa.BaseExtensionType) or pa.types.is_dictionary(typ) or \
+            pa.types.is_null(typ):
+        return None
+    return pd.ArrowDtype(typ)
+
+
+def table_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Convert a block to pandas: Arrow-backed dtypes unless the current DataContext's
+    ``enable_arrow_backed_pandas_conversion`` is off (then numpy dtypes); tensor columns
+    become object columns of ndarrays, pickled-object columns the objects."""
+    import pandas as pd
+
+    arrow_backed = DataContext.get_current().enable_arrow_backed_pandas_conversion
+    mapper = _arrow_backed_dtype if arrow_backed else None
+    special = [f.name for f in table.schema if _is_tensor_type(f.type) or
+               is_object_type(f.type)]
+    if not special:
+        return table.to_pandas(types_mapper=mapper)
+    plain = table.drop_columns(special).to_pandas(types_mapper=mapper)
     data = {}
     for i, name in enumerate(table.column_names):
         col = table.column(i)
-        if _is_tensor_type(col.type):
+        if is_object_type(col.type):
+            data[name] = object_column_to_numpy(col)
+        elif _is_tensor_type(col.type):
             arr = column_to_numpy(col)
             obj = np.empty(len(arr), dtype=object)
             for j in range(len(arr)):
                 obj[j] = arr[j]
             data[name] = obj
         else:
-            data[name] = col.to_pandas()
+            data[name] = plain[name]
     return pd.DataFrame(data)
 
 
@@ -200,13 +238,19 @@ def pandas_to_table(df: pd.DataFrame) -> pa.Table:
     tensor_cols = [c for c in df.columns if df[c].dtype == object and len(df)
                    and isinstance(df[c].iloc[0], np.ndarray)]
     if not tensor_cols:
-        return pa.Table.from_pandas(df, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # some object column has no Arrow type: convert column by column
+            tensor_cols = [c for c in df.columns if df[c].dtype == object]
     plain = df.drop(columns=tensor_cols)
     table = pa.Table.from_pandas(plain, preserve_index=False) if len(plain.columns) else None
     cols = {}
     for c in df.columns:
         if c in tensor_cols:
-            cols[str(c)] = numpy_to_column(list(df[c].values), str(c))
+            values = df[c].values
+            cols[str(c)] = numpy_to_column(list(values) if len(values) and isinstance(
+                values[0], np.ndarray) else values, str(c))
         else:
             assert table is not None
             cols[str(c)] = table.column(str(c))
@@ -217,8 +261,10 @@ def pandas_to_table(df: pd.DataFrame) -> pa.Table:
 
 
 def table_to_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Return the rows of a block as dicts (tensor columns as ndarrays)."""
-    tensor_names = [f.name for f in table.schema if _is_tensor_type(f.type)]
+    """Return the rows of a block as dicts (tensor columns as ndarrays, pickled-object
+    columns as the objects)."""
+    tensor_names = [f.name for f in table.schema
+                    if _is_tensor_type(f.type) or is_object_type(f.type)]
     if not tensor_names:
         return table.to_pylist()  # type: ignore[no-any-return]
     plain = table.drop_columns(tensor_names).to_pylist()

@@ -49,23 +49,25 @@ class ActorPoolStrategy:
 def resolve_compute(fn: Any, compute: Any, concurrency: Any) -> ComputeStrategy:
     """Translate ``compute``/``concurrency`` the way Ray Data does, with clear errors."""
     is_class = inspect.isclass(fn)
+    if isinstance(compute, str):
+        # Ray Data 2.5 dropped the string forms; it raises this when the plan runs.
+        raise ValueError(f"compute must be a TaskPoolStrategy or an ActorPoolStrategy (the "
+                         f"strings 'tasks'/'actors' are gone since Ray 2.5); got {compute!r}")
     if compute is not None:
-        if compute == "tasks" or isinstance(compute, TaskPoolStrategy):
+        if isinstance(compute, TaskPoolStrategy):
             if is_class:
                 raise ValueError(f"the callable class {fn.__name__} needs an actor pool, not "
                                  "the task pool strategy: pass ActorPoolStrategy or no compute")
             size = getattr(compute, "size", None)
             return ComputeStrategy("tasks", max_size=size)
-        if compute == "actors" or isinstance(compute, ActorPoolStrategy):
+        if isinstance(compute, ActorPoolStrategy):
             if not is_class:
                 raise ValueError("a plain function cannot run on an actor pool; pass a "
                                  "callable class, or TaskPoolStrategy")
-            if isinstance(compute, ActorPoolStrategy):
-                return ComputeStrategy("actors", compute.min_size, compute.max_size,
-                                       compute.max_tasks_in_flight_per_actor)
-            return ComputeStrategy("actors", 1, None)
-        raise ValueError(f"compute must be 'tasks', 'actors', TaskPoolStrategy or "
-                         f"ActorPoolStrategy; got {compute!r}")
+            return ComputeStrategy("actors", compute.min_size, compute.max_size,
+                                   compute.max_tasks_in_flight_per_actor)
+        raise ValueError(f"compute must be a TaskPoolStrategy or an ActorPoolStrategy; got "
+                         f"{compute!r}")
     if concurrency is not None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, (int, tuple)):
             raise ValueError(f"concurrency must be an int or a tuple of ints; got "

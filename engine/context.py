@@ -6,14 +6,47 @@ this process; a dataset captures a copy of it when it starts executing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import enum
 import os
 import threading
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+# What ``target_max_block_size = None`` ("no limit", as in Ray Data) amounts to in byte math.
+UNLIMITED_BLOCK_BYTES = 1 << 62
+
+
+# Ray Data's default list; a different value is deprecated there and has no effect here.
+DEFAULT_WRITE_FILE_RETRY_ON_ERRORS = ("AWS Error INTERNAL_FAILURE", "AWS Error NETWORK_CONNECTION",
+                                      "AWS Error SLOW_DOWN", "AWS Error UNKNOWN (HTTP status 200)")
+
+
+class FixedShapeTensorFormat(enum.Enum):
+    """How fixed-shape tensor columns are stored (Ray Data's setting of the same name).
+
+    The engine stores every fixed-shape tensor column as Arrow's canonical
+    ``fixed_shape_tensor`` extension type, which is ``ARROW_NATIVE``; Ray's own ``V1``/``V2``
+    extension types are accepted for ported scripts and store the same native type.
+    """
+
+    V1 = "v1"
+    V2 = "v2"
+    ARROW_NATIVE = "arrow_native"
+
+    def to_type(self) -> Callable[..., Any]:
+        """The type constructor of this format, called as ``to_type()(shape, dtype)``."""
+        import pyarrow as pa
+
+        def tensor_type(shape: tuple[int, ...], dtype: Any) -> Any:
+            return pa.fixed_shape_tensor(dtype, tuple(shape))
+
+        return tensor_type
 
 
 @dataclass
@@ -53,7 +86,8 @@ class DataContext:
     """Settings that shape every execution started from this process.
 
     Attributes:
-        target_max_block_size: Blocks larger than this are split as they are produced.
+        target_max_block_size: Blocks larger than this are split as they are produced;
+            ``None`` means no limit.
         target_min_block_size: Smaller outputs of one task are coalesced up to this size.
         memory_budget: Bytes of blocks the shared block store may hold before producers are
             paused and kept blocks spill to disk. Defaults to 30% of RAM.
@@ -74,9 +108,20 @@ class DataContext:
             directory (``engine-spill-<random>``, mode 0700) when the cluster starts.
             ``None`` means ``TMPDIR`` (:func:`tempfile.gettempdir`). Read when the cluster
             starts: set it before the first execution or ``engine.init()``.
+        log_internal_stack_trace_to_stdout: Mark the "Full stack trace:" record of a
+            failing UDF as one to show (Ray Data's setting; see
+            ``engine.physical.failure_log``).
+        raise_original_map_exception: Log nothing when a UDF fails (the error raised is
+            already an instance of the UDF's own exception type);
+            ``RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION=1`` sets it.
+        arrow_fixed_shape_tensor_format: See :class:`FixedShapeTensorFormat`.
+        enable_arrow_backed_pandas_conversion: Pandas batches and ``to_pandas()`` hold
+            Arrow-backed columns (``int64[pyarrow]``, ``string[pyarrow]``: Ray Data 2.60's
+            default, nulls as ``<NA>``); ``False`` gives numpy dtypes (ints with nulls as
+            float64 with NaN), for pandas code that needs numpy-only operations.
     """
 
-    target_max_block_size: int = 128 * MiB
+    target_max_block_size: int | None = 128 * MiB
     target_min_block_size: int = 1 * MiB
     target_shuffle_max_block_size: int = 1 * GiB
     memory_budget: int = field(default_factory=_default_memory_budget)
@@ -95,6 +140,14 @@ class DataContext:
     enable_tensor_extension_casting: bool = True
     use_push_based_shuffle: bool = False
     execution_no_progress_timeout_s: float = 30 * 60
+    arrow_fixed_shape_tensor_format: FixedShapeTensorFormat = \
+        FixedShapeTensorFormat.ARROW_NATIVE
+    write_file_retry_on_errors: tuple[str, ...] = DEFAULT_WRITE_FILE_RETRY_ON_ERRORS
+    log_internal_stack_trace_to_stdout: bool = False
+    enable_arrow_backed_pandas_conversion: bool = True
+    raise_original_map_exception: bool = field(
+        default_factory=lambda: os.environ.get("RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION",
+                                               "0") not in ("", "0"))
     extra: dict[str, Any] = field(default_factory=dict)
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
@@ -109,9 +162,45 @@ class DataContext:
             return DataContext._current
 
     @classmethod
-    def _set_current(cls, context: DataContext) -> None:
+    def _set_current(cls, context: DataContext | None) -> DataContext | None:
+        """Make ``context`` the process-wide one; return the one it replaces."""
         with cls._lock:
+            previous = DataContext._current
             DataContext._current = context
+            return previous
+
+    @staticmethod
+    @contextlib.contextmanager
+    def current(context: DataContext) -> Iterator[None]:
+        """Make ``context`` the current one inside a ``with`` block (nestable); the previous
+        one comes back when the block ends, also when it raises.
+
+            with DataContext.current(ctx):
+                ds.materialize()          # runs with ctx's settings
+        """
+        previous = DataContext._set_current(context)
+        try:
+            yield
+        finally:
+            DataContext._set_current(previous)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "write_file_retry_on_errors" and \
+                tuple(value) != DEFAULT_WRITE_FILE_RETRY_ON_ERRORS:
+            warnings.warn("`write_file_retry_on_errors` is deprecated (as in Ray Data) and "
+                          "has no effect: write tasks are retried on system failures up to "
+                          "`max_retries`", DeprecationWarning, stacklevel=2)
+            value = tuple(value)
+        elif name == "arrow_fixed_shape_tensor_format" and \
+                not isinstance(value, FixedShapeTensorFormat):
+            raise TypeError("arrow_fixed_shape_tensor_format must be a "
+                            f"FixedShapeTensorFormat; got {value!r}")
+        super().__setattr__(name, value)
+
+    def max_block_bytes(self) -> int:
+        """``target_max_block_size`` as a number: ``None`` (no limit) is a huge size."""
+        size = self.target_max_block_size
+        return UNLIMITED_BLOCK_BYTES if size is None else int(size)
 
     def copy(self) -> DataContext:
         """Return an independent copy (executions snapshot the context with this)."""

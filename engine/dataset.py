@@ -19,6 +19,8 @@ import pyarrow as pa
 from engine import session
 from engine.arguments import (
     check_callable,
+    check_filter_fn,
+    check_gpu_batch_size,
     check_max_retries,
     check_resource_args,
     check_seed,
@@ -30,6 +32,7 @@ from engine.arguments import (
 from engine.block import concat_tables, table_to_pandas, validate_batch_format
 from engine.compute import expression_compute, resolve_compute
 from engine.context import DataContext
+from engine.dataset_info import DatasetInfo
 from engine.dataset_writes import DatasetWrites
 from engine.iteration import BatchIterable
 from engine.logical import operators as lo
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Dataset(DatasetWrites, BatchIterable):
+class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
     """A lazy dataset. Build it with ``engine.range``, ``engine.read_*`` or ``from_*``."""
 
     def __init__(self, plan: LogicalPlan) -> None:
@@ -54,7 +57,9 @@ class Dataset(DatasetWrites, BatchIterable):
         self._last_executor: StreamingExecutor | None = None
 
     def _with(self, op: lo.LogicalOperator) -> Dataset:
-        return Dataset(LogicalPlan(op))
+        ds = Dataset(LogicalPlan(op))
+        ds._name = self._name
+        return ds
 
     @property
     def _dag(self) -> lo.LogicalOperator:
@@ -87,6 +92,7 @@ class Dataset(DatasetWrites, BatchIterable):
             A new dataset. Example: ``ds.map_batches(lambda b: {"x": b["x"] * 2})``.
         """
         check_callable(fn, "map_batches")
+        check_gpu_batch_size(num_gpus, batch_size)
         if batch_size == "auto" or batch_size == "default":
             batch_size = None
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -163,9 +169,8 @@ class Dataset(DatasetWrites, BatchIterable):
                           "with engine.expressions.col instead, e.g. col('x') > 5",
                           DeprecationWarning, stacklevel=2)
             expr = parse_predicate(expr)
-        if fn is not None and not callable(fn):
-            raise ValueError(f"filter: fn must be a UserDefinedFunction (a function or "
-                             f"callable class), but got {type(fn).__name__} instead.")
+        if fn is not None:
+            check_filter_fn(fn)
         fields = row_udf_fields("filter", fn, compute, concurrency, fn_args, fn_kwargs,
                                  fn_constructor_args, fn_constructor_kwargs, num_cpus,
                                  ray_remote_args)
@@ -353,6 +358,7 @@ class Dataset(DatasetWrites, BatchIterable):
         refs = [r for r in self._executor(keep_outputs=True).iter_output() if is_block(r)]
         ds = MaterializedDataset(refs, input_files=self.input_files())
         ds._last_executor = ds._production_executor = self._last_executor
+        ds._name = self._name
         return ds
 
     # =============================================================== consumption
@@ -636,9 +642,6 @@ class Dataset(DatasetWrites, BatchIterable):
         out = "\n".join(text)
         print(out)
         return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(\n{self._plan.describe()}\n)"
 
     def __iter__(self) -> Any:
         raise TypeError("a Dataset is not iterable directly; use iter_rows() or "

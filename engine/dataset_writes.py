@@ -9,6 +9,7 @@ formats are datasinks of ``engine.io``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 # How long a failed write waits for its cancelled tasks before cleaning up without them.
 _WRITE_STOP_TIMEOUT_S = 300.0
+
+# A destination: a path or URL, as a string or an os.PathLike (pathlib.Path).
+PathArg = str | os.PathLike
 
 
 class DatasetWrites:
@@ -99,7 +103,7 @@ class DatasetWrites:
             uid = self._dataset_uuid = uuid.uuid4().hex[:12]
         return uid
 
-    def write_parquet(self, path: str, *, partition_cols: list[str] | None = None,
+    def write_parquet(self, path: PathArg, *, partition_cols: list[str] | None = None,
                       filesystem: Any = None, try_create_dir: bool = True,
                       arrow_open_stream_args: dict[str, Any] | None = None,
                       filename_provider: Any = None,
@@ -124,7 +128,7 @@ class DatasetWrites:
                                      filename_provider, min_rows_per_file,
                                      num_rows_per_file, mode)))
 
-    def write_csv(self, path: str, *, filesystem: Any = None, try_create_dir: bool = True,
+    def write_csv(self, path: PathArg, *, filesystem: Any = None, try_create_dir: bool = True,
                   arrow_open_stream_args: dict[str, Any] | None = None,
                   filename_provider: Any = None,
                   arrow_csv_args_fn: Callable[[], dict[str, Any]] | None = None,
@@ -143,7 +147,7 @@ class DatasetWrites:
                                      filename_provider, min_rows_per_file,
                                      num_rows_per_file, mode)))
 
-    def write_json(self, path: str, *, filesystem: Any = None, try_create_dir: bool = True,
+    def write_json(self, path: PathArg, *, filesystem: Any = None, try_create_dir: bool = True,
                    arrow_open_stream_args: dict[str, Any] | None = None,
                    filename_provider: Any = None,
                    pandas_json_args_fn: Callable[[], dict[str, Any]] | None = None,
@@ -162,7 +166,7 @@ class DatasetWrites:
                                      filename_provider, min_rows_per_file,
                                      num_rows_per_file, mode)))
 
-    def write_numpy(self, path: str, *, column: str, filesystem: Any = None,
+    def write_numpy(self, path: PathArg, *, column: str, filesystem: Any = None,
                     try_create_dir: bool = True,
                     arrow_open_stream_args: dict[str, Any] | None = None,
                     filename_provider: Any = None, min_rows_per_file: int | None = None,

@@ -87,8 +87,11 @@ class ResourceUnavailableError(EngineError, ValueError):
     """A task or actor asks for resources the cluster can never provide."""
 
 
-class DatasetReadError(EngineError):
-    """A file could not be read; the message names the file."""
+class DatasetReadError(EngineError, ValueError):
+    """A file could not be read; the message names the file.
+
+    A ``ValueError`` too: Ray Data raises one (pyarrow's ``ArrowInvalid``) for a file whose
+    content does not parse."""
 
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)

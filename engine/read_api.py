@@ -57,8 +57,8 @@ def range_tensor(n: int, *, shape: tuple[int, ...] = (1,), parallelism: int = -1
 
 
 def _split(table: pa.Table, num_blocks: int) -> list[pa.Table]:
+    """Exactly ``num_blocks`` contiguous slices (empty ones when rows run out), as Ray does."""
     n = table.num_rows
-    num_blocks = max(1, min(num_blocks, n)) if n else 1
     return [table.slice(n * i // num_blocks, n * (i + 1) // num_blocks - n * i // num_blocks)
             for i in builtins.range(num_blocks)]
 
@@ -71,6 +71,26 @@ def _from_tables(tables: list[pa.Table], num_blocks: int | None) -> Materialized
         whole = concat_tables(tables) if tables else pa.table({})
         tables = _split(whole, num_blocks)
     return MaterializedDataset([cluster.put(t) for t in tables])
+
+
+def from_blocks(blocks: list[Any]) -> MaterializedDataset:
+    """A dataset of exactly one block per item of ``blocks`` (Arrow tables or DataFrames).
+
+    Unlike ``from_arrow``/``from_pandas`` the blocks are kept as given: none are split,
+    merged or dropped, so ``ds.num_blocks() == len(blocks)``.
+    """
+    if not isinstance(blocks, (list, tuple)):
+        raise TypeError(f"from_blocks takes a list of blocks; got {type(blocks).__name__}")
+    tables = []
+    for i, block in enumerate(blocks):
+        if isinstance(block, pa.Table):
+            tables.append(block)
+        elif type(block).__name__ == "DataFrame":
+            tables.append(pandas_to_table(block))
+        else:
+            raise TypeError(f"from_blocks takes pyarrow Tables or pandas DataFrames; "
+                            f"blocks[{i}] is {type(block).__name__}")
+    return _from_tables(tables, None)
 
 
 def from_items(items: list[Any], *, parallelism: int = -1,
@@ -89,8 +109,9 @@ def from_items(items: list[Any], *, parallelism: int = -1,
     table = rows_to_table(rows, "from_items")
     blocks = _num_blocks(parallelism, override_num_blocks)
     if blocks is None:
-        blocks = max(1, min(len(rows), math.ceil(table.nbytes / (1 << 20))))
-    return _from_tables([table], blocks)
+        blocks = math.ceil(table.nbytes / (1 << 20))
+    # Like Ray, never more blocks than items (no empty blocks), but always one.
+    return _from_tables([table], max(1, min(len(rows), blocks)))
 
 
 def from_pandas(dfs: pd.DataFrame | list[pd.DataFrame], *,

@@ -20,7 +20,8 @@ import pytest
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 
 LEAVES = {"engine.block", "engine.errors", "engine.context", "engine.expressions",
-          "engine.aggregate", "engine.datatype"}
+          "engine.aggregate", "engine.datatype",
+          "engine.object_column"}
 
 
 def _is_leaf(module: str) -> bool:

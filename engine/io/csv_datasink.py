@@ -10,6 +10,7 @@ Ray, so read such files back with ``arrow_open_stream_args={"compression": "gzip
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ class CSVDatasink(FileDatasink):
             ``partition_cols``).
     """
 
-    def __init__(self, path: str, *,
+    def __init__(self, path: str | os.PathLike[str], *,
                  arrow_csv_args_fn: Callable[[], dict[str, Any]] | None = None,
                  arrow_csv_args: dict[str, Any] | None = None, **file_kwargs: Any) -> None:
         args = dict(arrow_csv_args or {})

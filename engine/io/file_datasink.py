@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import posixpath
 import urllib.parse
 import uuid
@@ -91,14 +92,15 @@ class FileDatasink(Datasink):
 
     _ALWAYS_NUMBER_FILES = False
 
-    def __init__(self, path: str, *, file_format: str, filesystem: Any = None,
+    def __init__(self, path: str | os.PathLike[str], *, file_format: str, filesystem: Any = None,
                  try_create_dir: bool = True, open_stream_args: dict[str, Any] | None = None,
                  filename_provider: Any = None, dataset_uuid: str | None = None,
                  mode: SaveMode | str = SaveMode.APPEND, min_rows_per_file: int | None = None,
                  max_rows_per_file: int | None = None,
                  partition_cols: list[str] | None = None) -> None:
-        if not isinstance(path, str):
-            raise TypeError(f"path must be a string, got {type(path).__name__}")
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a string or os.PathLike, got {type(path).__name__}")
+        path = os.fspath(path)
         paths, self._fs = resolve_filesystem(path, filesystem)
         self.path = paths[0]
         self.unresolved_path = path

@@ -76,7 +76,7 @@ def plan_task_count(parallelism: int, total_bytes: int, num_units: int) -> int:
     if parallelism is None or parallelism <= 0:
         ctx = DataContext.get_current()
         parallelism = max(ctx.read_op_min_num_blocks,
-                          math.ceil(total_bytes / max(1, ctx.target_max_block_size)))
+                          math.ceil(total_bytes / max(1, ctx.max_block_bytes())))
     return max(1, min(parallelism, num_units))
 
 
@@ -249,7 +249,7 @@ class FileBasedDatasource(Datasource):
         else:
             groups = group_contiguous(sizes, plan_task_count(parallelism, sum(sizes),
                                                              len(files)))
-        max_bytes, min_bytes = ctx.target_max_block_size, ctx.target_min_block_size
+        max_bytes, min_bytes = ctx.max_block_bytes(), ctx.target_min_block_size
         schema = self.schema()
         per_file = self._rows_per_file()
         tasks = []

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -115,6 +116,11 @@ class FileSystemHandle:
         """Open for sequential reading; ``compression`` defaults to detection by extension."""
         args = dict(open_args)
         args.setdefault("compression", "detect")
+        if args["compression"] == "snappy" or \
+                (args["compression"] == "detect" and path.lower().endswith(".snappy")):
+            args["compression"] = None
+            with self.pa_fs.open_input_stream(path, **args) as raw:
+                return _snappy_decompressed(raw, path)
         return self.pa_fs.open_input_stream(path, **args)
 
     def invalidate_cache(self, path: str) -> None:
@@ -179,6 +185,19 @@ class FileSystemHandle:
             if dirpath != root:
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
+
+
+def _snappy_decompressed(raw: pa.NativeFile, path: str) -> pa.NativeFile:
+    """The content of a snappy-framed file (Arrow has no streaming snappy codec; Ray Data
+    decompresses these with python-snappy too)."""
+    try:
+        import snappy
+    except ImportError as exc:
+        raise ImportError(f"reading the snappy-compressed file {path} needs python-snappy: "
+                          "pip install python-snappy") from exc
+    out = io.BytesIO()
+    snappy.stream_decompress(src=raw, dst=out)
+    return pa.BufferReader(pa.py_buffer(out.getvalue()))
 
 
 def check_reachable_from_workers(handle: FileSystemHandle, shown_path: str) -> None:

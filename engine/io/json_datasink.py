@@ -9,6 +9,7 @@ once, from all of the file's rows, when the file closes. Names end in ``.json``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ class JSONDatasink(FileDatasink):
         **file_kwargs: See :class:`~engine.io.file_datasink.FileDatasink`.
     """
 
-    def __init__(self, path: str, *,
+    def __init__(self, path: str | os.PathLike[str], *,
                  pandas_json_args_fn: Callable[[], dict[str, Any]] | None = None,
                  pandas_json_args: dict[str, Any] | None = None, **file_kwargs: Any) -> None:
         super().__init__(path, file_format="json", **file_kwargs)

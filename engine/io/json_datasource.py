@@ -7,14 +7,23 @@ large files stream. Later pieces are parsed with the first piece's schema (new f
 still inferred), so the blocks of one file agree on column types where they can.
 A file holding a single pretty-printed object reads as one row.
 
-``lines`` is accepted for Ray compatibility; detection makes it unnecessary.
-``arrow_json_args`` holds ``read_options`` and ``parse_options`` (pyarrow objects).
+``lines=True`` reads every file as JSON Lines the way Ray Data does (through pandas): a
+line may be an array as well as an object (arrays become columns ``"0"``, ``"1"``, ...,
+short ones padded with nulls), and a column whose nested values change type from row to
+row is kept as Python objects (a pickled-object column) instead of failing.
 
-A line that is not valid JSON raises ``DatasetReadError`` naming the file and the line.
+``arrow_json_args`` holds ``read_options`` and ``parse_options`` (pyarrow objects). A
+``read_options.block_size`` of zero or less is one pyarrow cannot use: as in Ray Data, the
+file is then parsed whole by the standard library (which reads a JSON document, not JSON
+Lines).
+
+A line that is not valid JSON raises ``JSONReadError`` (a ``DatasetReadError`` and a
+``json.JSONDecodeError``) naming the file and the line.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -23,7 +32,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from engine.errors import DatasetReadError
+from engine.context import UNLIMITED_BLOCK_BYTES
+from engine.io.exceptions import JSONReadError
 from engine.io.file_datasource import FileBasedDatasource
 from engine.io.partitioning import Partitioning
 
@@ -39,7 +49,8 @@ class JSONDatasource(FileBasedDatasource):
 
     Args:
         paths: Files, directories, globs or URLs.
-        lines: Accepted for Ray compatibility (the layout is detected per file).
+        lines: Read every file as JSON Lines with Ray Data's ``lines=True`` semantics
+            (arrays as rows, mixed nested types as Python objects).
         arrow_json_args: ``read_options`` and ``parse_options`` for ``pyarrow.json``.
         **file_kwargs: See :class:`FileBasedDatasource`; ``file_extensions`` defaults to
             the JSON extensions Ray uses and ``partitioning`` to ``Partitioning("hive")``.
@@ -48,6 +59,9 @@ class JSONDatasource(FileBasedDatasource):
     def __init__(self, paths: str | list[str], *, lines: bool = False,
                  arrow_json_args: dict[str, Any] | None = None, **file_kwargs: Any) -> None:
         args = dict(arrow_json_args or {})
+        if lines and args:
+            raise ValueError("`arrow_json_args` is not supported when `lines=True`; got "
+                             f"{sorted(args)}")
         unknown = set(args) - _ALLOWED_ARGS
         if unknown:
             raise TypeError(f"unsupported JSON arguments {sorted(unknown)}; expected "
@@ -65,10 +79,35 @@ class JSONDatasource(FileBasedDatasource):
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
         if not start:
             return
-        if start == b"[":
+        if self._lines:
+            yield from self._read_pandas_lines(head, stream, path, max_bytes)
+            return
+        if start == b"[" or self._read_options.block_size <= 0:
             yield self._read_array(head + stream.read(), path)
             return
         yield from self._read_lines(head, stream, path)
+
+    def _read_pandas_lines(self, head: bytes, stream: pa.NativeFile, path: str,
+                           max_bytes: int) -> Iterator[pa.Table]:
+        import pandas as pd
+
+        from engine.block import pandas_to_table
+
+        # Rows per chunk from the first line's size, so a chunk is about a block.
+        chunksize: int | None = None
+        if max_bytes < UNLIMITED_BLOCK_BYTES:
+            first = head.find(b"\n")
+            chunksize = max(1, max_bytes // max(1, first if first > 0 else len(head)))
+        source = io.BufferedReader(_ChainedReader(head, stream), buffer_size=1 << 20)
+        try:
+            reader = pd.read_json(source, lines=True, chunksize=chunksize)
+            frames = [reader] if chunksize is None else reader
+            for df in frames:
+                if isinstance(df.columns, pd.RangeIndex):  # array lines: columns 0, 1, ...
+                    df.columns = df.columns.astype(str)
+                yield pandas_to_table(df)
+        except ValueError as exc:
+            raise self._error(path, None, str(exc)) from exc
 
     def _read_array(self, data: bytes, path: str) -> pa.Table:
         try:
@@ -130,11 +169,32 @@ class JSONDatasource(FileBasedDatasource):
             raise self._error(path, None if line is None else line_offset + line,
                               detail) from exc
 
-    def _error(self, path: str, line: int | None, detail: str) -> DatasetReadError:
+    def _error(self, path: str, line: int | None, detail: str) -> JSONReadError:
         display = self._fs.display(path)
         where = f" (line {line})" if line is not None else ""
-        return DatasetReadError(f"Failed to read JSON file {display}{where}: {detail}",
-                                path=display)
+        return JSONReadError(f"Failed to read JSON file {display}{where}: {detail}",
+                             path=display)
+
+
+class _ChainedReader(io.RawIOBase):
+    """A raw file over bytes already read followed by the rest of a stream."""
+
+    def __init__(self, head: bytes, stream: pa.NativeFile) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head.nbytes:
+            n = min(len(buffer), self._head.nbytes)
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def _parse_single_object(data: bytes) -> pa.Table | None:

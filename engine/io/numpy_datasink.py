@@ -7,6 +7,7 @@ array's shape, so a file's rows are gathered and written when it closes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ class NumpyDatasink(FileDatasink):
         **file_kwargs: See :class:`~engine.io.file_datasink.FileDatasink`.
     """
 
-    def __init__(self, path: str, column: str, **file_kwargs: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], column: str, **file_kwargs: Any) -> None:
         if not isinstance(column, str):
             raise TypeError(f"column must be a column name, got {column!r}")
         super().__init__(path, file_format="npy", **file_kwargs)

@@ -18,6 +18,7 @@ up to ``target_max_block_size`` bytes) rather than one row group per block.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,7 @@ class ParquetDatasink(FileDatasink):
 
     _ALWAYS_NUMBER_FILES = True
 
-    def __init__(self, path: str, *, partition_cols: list[str] | None = None,
+    def __init__(self, path: str | os.PathLike[str], *, partition_cols: list[str] | None = None,
                  arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
                  arrow_parquet_args: dict[str, Any] | None = None,
                  min_rows_per_file: int | None = None, max_rows_per_file: int | None = None,
@@ -110,7 +111,7 @@ class _ParquetFormatWriter:
         self._writer = pq.ParquetWriter(stream, schema, **kwargs)
         self._schema = schema
         self._row_group_size = row_group_size
-        self._max_bytes = DataContext.get_current().target_max_block_size
+        self._max_bytes = DataContext.get_current().max_block_bytes()
         self._pending: list[pa.Table] = []
         self._rows = 0
         self._bytes = 0

@@ -317,7 +317,7 @@ class ParquetDatasource(FileBasedDatasource):
         units = list(self._plan_units())
         schemas = self._schemas()
         output = schemas[2] if schemas is not None else None
-        max_bytes = DataContext.get_current().target_max_block_size
+        max_bytes = DataContext.get_current().max_block_bytes()
         scan = self._make_scan(schemas, max_bytes)
         if not units:
             meta = BlockMetadata(0, 0, output, ())

@@ -58,7 +58,7 @@ class RangeDatasource(Datasource):
             return [ReadTask(functools.partial(_generate, 0, 0, self.tensor_shape, 1),
                              BlockMetadata(0, 0, self.schema()))]
         parallelism = max(1, min(parallelism, self.n))
-        max_rows = max(1, DataContext.get_current().target_max_block_size // self._row_bytes)
+        max_rows = max(1, DataContext.get_current().max_block_bytes() // self._row_bytes)
         tasks = []
         for i in range(parallelism):
             lo, hi = self.n * i // parallelism, self.n * (i + 1) // parallelism

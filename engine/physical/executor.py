@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.context import DataContext
 from engine.errors import ExecutionTimeoutError
+from engine.physical.failure_log import log_failure
 from engine.physical.interfaces import PhysicalOperator, item_bytes, wait_all
 from engine.physical.no_progress import NoProgressGuard, check_timeout
 from engine.physical.progress import ProgressBars
@@ -347,6 +348,7 @@ class StreamingExecutor:
                 self.consumed(item)
                 yield item
             if self.error is not None:
+                log_failure(self.error, self.ctx)
                 raise self.error
         finally:
             self.shutdown()

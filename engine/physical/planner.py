@@ -69,7 +69,7 @@ def read_parallelism(datasource: Any, requested: int, ctx: DataContext,
     parallelism = max(ctx.read_op_min_num_blocks, 2 * num_cpus)
     size = datasource.estimate_inmemory_data_size()
     if size:
-        parallelism = max(parallelism, math.ceil(size / ctx.target_max_block_size))
+        parallelism = max(parallelism, math.ceil(size / ctx.max_block_bytes()))
         parallelism = min(parallelism, max(1, math.ceil(size / ctx.target_min_block_size)))
     return parallelism
 
@@ -162,8 +162,8 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
                                        pc.cluster.num_cpus)
         tasks = first.datasource.get_read_tasks(parallelism)
         inputs = [pc.add(InputDataOperator(f"Input[{first.name}]", tasks))]
-    transformer = MapTransformer(steps_of(op), pc.ctx.target_max_block_size,
-                                 pc.ctx.target_min_block_size)
+    transformer = MapTransformer(steps_of(op), pc.ctx.max_block_bytes(),
+                                 pc.ctx.target_min_block_size, context=pc.ctx)
     compute = op.compute
     limits = pc.ctx.execution_options.resource_limits
     cpus = pc.cluster.num_cpus if limits.cpu is None else min(limits.cpu, pc.cluster.num_cpus)
@@ -175,7 +175,7 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
     common: dict[str, Any] = dict(
         min_rows_per_bundle=None if isinstance(first, lo.Read) else _first_batch_size(op),
         min_blocks_per_bundle=_blocks_per_bundle(op, inputs[0], cpus),
-        max_bundle_bytes=pc.ctx.target_max_block_size,
+        max_bundle_bytes=pc.ctx.max_block_bytes(),
         # Ray Data's -1 retries forever
         max_retries=pc.ctx.max_retries if max_retries is None else
         (1 << 30 if max_retries < 0 else max_retries),

@@ -8,7 +8,9 @@ output: small outputs are coalesced up to ``target_min_block_size`` and large on
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -24,7 +26,14 @@ from engine.block import (
     table_to_rows,
     validate_batch_format,
 )
+from engine.context import DataContext
 from engine.errors import UDFOutputError
+from engine.physical.async_udf import (
+    BATCH_MAX_CONCURRENCY,
+    ROW_MAX_CONCURRENCY,
+    is_async_udf,
+    ordered_async_map,
+)
 
 
 class Step:
@@ -105,7 +114,15 @@ class _UdfMixin:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_callable"] = None  # constructed on the worker
+        state.pop("_loop", None)
         return state
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop async UDF calls run on (one per step, made on the worker)."""
+        loop = self.__dict__.get("_loop")
+        if loop is None or loop.is_closed():
+            loop = self.__dict__["_loop"] = asyncio.new_event_loop()
+        return loop  # type: ignore[no-any-return]
 
 
 class BatchStep(_UdfMixin, Step):
@@ -131,6 +148,14 @@ class BatchStep(_UdfMixin, Step):
         if bind_task is not None:
             fn = bind_task(ctx.task_idx)
         what = f"map_batches UDF {self.udf_name!r}"
+        if is_async_udf(fn):
+            batches = (self._batch_of(t) for t in rebatch(blocks, self.batch_size))
+            for outputs in ordered_async_map(self.event_loop(), fn, batches,
+                                             BATCH_MAX_CONCURRENCY, self.fn_args,
+                                             self.fn_kwargs):
+                for item in outputs:
+                    yield batch_to_table(item, what)
+            return
         for table in rebatch(blocks, self.batch_size):
             batch = table_to_batch(table, self.batch_format)
             if not self.zero_copy_batch:
@@ -141,6 +166,10 @@ class BatchStep(_UdfMixin, Step):
                     yield batch_to_table(item, what)
             else:
                 yield batch_to_table(out, what)
+
+    def _batch_of(self, table: pa.Table) -> Any:
+        batch = table_to_batch(table, self.batch_format)
+        return batch if self.zero_copy_batch else _writable(batch)
 
 
 class RowStep(_UdfMixin, Step):
@@ -161,6 +190,9 @@ class RowStep(_UdfMixin, Step):
     def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
         fn = self.callable()
         what = f"{'flat_map' if self.flat else 'map'} UDF {self.udf_name!r}"
+        if is_async_udf(fn):
+            yield from self._apply_async(fn, blocks, what)
+            return
         for table in blocks:
             if not table.num_rows:
                 continue
@@ -174,6 +206,24 @@ class RowStep(_UdfMixin, Step):
                     out.extend(result)
                 else:
                     out.append(result)
+            if out:
+                yield rows_to_table(out, what)
+
+    def _apply_async(self, fn: Any, blocks: Iterator[Any], what: str) -> Iterator[pa.Table]:
+        """Rows of a block through an async UDF, many at once; a block out per block in."""
+        for table in blocks:
+            if not table.num_rows:
+                continue
+            out: list[Any] = []
+            for results in ordered_async_map(self.event_loop(), fn, table_to_rows(table),
+                                             ROW_MAX_CONCURRENCY, self.fn_args,
+                                             self.fn_kwargs):
+                if self.flat:
+                    out.extend(results)  # an async generator's rows
+                elif len(results) != 1 or isinstance(results[0], list):
+                    raise UDFOutputError(f"{what} must return one row (a dict) per call")
+                else:
+                    out.append(results[0])
             if out:
                 yield rows_to_table(out, what)
 
@@ -244,11 +294,16 @@ class MapTransformer:
     """A chain of steps plus output shaping; called as ``transformer(inputs, task_idx)``."""
 
     def __init__(self, steps: list[Step], target_max_block_size: int,
-                 target_min_block_size: int, shape_output: bool = True) -> None:
+                 target_min_block_size: int, shape_output: bool = True,
+                 context: DataContext | None = None) -> None:
         self.steps = steps
         self.target_max_block_size = target_max_block_size
         self.target_min_block_size = target_min_block_size
         self.shape_output = shape_output
+        # The driver's settings, made current in the worker that runs the transform (what
+        # Ray Data does too), so conversions there follow them (pandas dtypes...).
+        self.context = context
+        self._driver_pid = os.getpid()
         self._initialized = False
 
     def init(self) -> None:
@@ -258,6 +313,8 @@ class MapTransformer:
         self._initialized = True
 
     def __call__(self, inputs: list[Any], task_idx: int = 0) -> Iterator[Any]:
+        if self.context is not None and os.getpid() != self._driver_pid:
+            DataContext._set_current(self.context)
         if not self._initialized:
             self.init()
         ctx = TaskInfo(task_idx)

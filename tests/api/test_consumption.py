@@ -94,7 +94,9 @@ def test_iter_batches_formats(batch_format, kind, ordered):
     assert all(isinstance(b, kind) for b in batches)
     assert [len(b) if kind is not dict else len(b["id"]) for b in batches] == [4, 2]
     if kind is pd.DataFrame:
-        pd.testing.assert_frame_equal(batches[0], pd.DataFrame({"id": [0, 1, 2, 3]}))
+        # Arrow-backed dtypes, Ray Data 2.60's default
+        pd.testing.assert_frame_equal(batches[0], pd.DataFrame(
+            {"id": pd.array([0, 1, 2, 3], dtype="int64[pyarrow]")}))
     elif kind is pa.Table:
         assert batches[1].equals(pa.table({"id": pa.array([4, 5], pa.int64())}))
 
@@ -149,8 +151,9 @@ def test_take_batch_per_format(ordered):
     assert list(batch) == ["id"]
     np.testing.assert_array_equal(batch["id"], np.array([0, 1, 2]))
     assert batch["id"].dtype == np.int64
-    pd.testing.assert_frame_equal(ds.take_batch(3, batch_format="pandas"),
-                                  pd.DataFrame({"id": [0, 1, 2]}))
+    pd.testing.assert_frame_equal(ds.take_batch(3, batch_format="pandas"),  # Arrow-backed
+                                  pd.DataFrame({"id": [0, 1, 2]}).convert_dtypes(
+                                      dtype_backend="pyarrow"))
     table = ds.take_batch(3, batch_format="pyarrow")
     assert isinstance(table, pa.Table) and table.equals(pa.table({"id": [0, 1, 2]}))
     assert isinstance(ds.take_batch(3, batch_format=None), pa.Table)
@@ -206,7 +209,7 @@ def test_to_pandas_matches_pandas():
     ds = ed.from_items([{"a": i, "f": i / 2} for i in range(6)], override_num_blocks=3)
     expected = pd.DataFrame({"a": range(6), "f": [i / 2 for i in range(6)]})
     got = ds.to_pandas().sort_values("a").reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, expected)
+    pd.testing.assert_frame_equal(got, expected.convert_dtypes(dtype_backend="pyarrow"))
     with pytest.raises(ValueError, match="more than limit=5"):
         ds.to_pandas(limit=5)
 

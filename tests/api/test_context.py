@@ -209,7 +209,7 @@ def test_resource_limits_cpu_caps_running_tasks(two_cpus: None, tmp_path: Path,
 def test_resource_limits_gpu_refuses_a_bigger_request(fresh_context: DataContext) -> None:
     fresh_context.execution_options.resource_limits.gpu = 0
     with pytest.raises(ResourceUnavailableError, match=r"num_gpus=1.0.*resource_limits.gpu=0"):
-        ed.range(2).map_batches(lambda b: b, num_gpus=1).take_all()
+        ed.range(2).map_batches(lambda b: b, num_gpus=1, batch_size=2).take_all()
 
 
 def test_memory_caps_running_tasks(two_cpus: None, tmp_path: Path) -> None:

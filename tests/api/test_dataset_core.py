@@ -103,7 +103,8 @@ def test_from_pandas_one_and_many_frames():
     ds = ed.from_pandas(df)
     assert ds.schema().names == ["a", "f"]
     assert ds.schema().types == [pa.int64(), pa.float64()]
-    pd.testing.assert_frame_equal(ds.to_pandas(), df.reset_index(drop=True))  # index dropped
+    pd.testing.assert_frame_equal(ds.to_pandas(), df.reset_index(drop=True).convert_dtypes(
+        dtype_backend="pyarrow"))  # index dropped; Arrow-backed dtypes as in Ray 2.60
     frames = [pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": [3]})]
     many = ed.from_pandas(frames)
     assert many.num_blocks() == 2

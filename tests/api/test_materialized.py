@@ -142,7 +142,7 @@ def test_handed_out_refs_keep_their_blocks_after_the_dataset_is_gone() -> None:
 def test_to_pandas_equals_pandas() -> None:
     rows = [{"a": i, "b": float(i) / 2, "s": str(i)} for i in range(9)]
     df = ed.from_items(rows, override_num_blocks=3).to_pandas()
-    pd.testing.assert_frame_equal(df, pd.DataFrame(rows))
+    pd.testing.assert_frame_equal(df, pd.DataFrame(rows).convert_dtypes(dtype_backend="pyarrow"))
     assert len(ed.range(10).to_pandas(limit=10)) == 10  # exactly at the limit is fine
 
 

@@ -434,7 +434,8 @@ def test_schemas_are_unified_across_files(tmp_path):
         {"x": 1, "y": "s", "z": None}, {"x": 2, "y": None, "z": 1.5}]
     pdf = ds.to_pandas().sort_values("x").reset_index(drop=True)
     pd.testing.assert_frame_equal(pdf, pd.DataFrame(
-        {"x": [1, 2], "y": ["s", None], "z": [np.nan, 1.5]}))
+        {"x": [1, 2], "y": ["s", None], "z": [np.nan, 1.5]}).convert_dtypes(
+            dtype_backend="pyarrow"))
 
 
 def test_incompatible_schemas_name_both_files_and_the_column(tmp_path):
