@@ -310,15 +310,19 @@ class DataIterator(BatchIterable):
         return (_remote_iterator, (self._index, self._address, self._authkey))
 
     def stats(self) -> str:
-        """Statistics of the latest execution (in the process that called
-        ``streaming_split``)."""
+        """Statistics of the latest pass: the execution's operators (known in the process
+        that called ``streaming_split``) and this consumer's time breakdown: how long it
+        waited for data, per batch and in total, and where the iterator spent its time."""
         from engine.physical.stats import format_stats
 
         coordinator = self._coordinator
         if coordinator is None or os.getpid() != self._owner_pid:
-            return "(stats are kept by the process that called streaming_split)"
-        ex = coordinator.executor
-        return format_stats(ex.summary() if ex is not None else None)
+            execution = "(execution stats are kept by the process that called " \
+                "streaming_split)"
+        else:
+            ex = coordinator.executor
+            execution = format_stats(ex.summary() if ex is not None else None)
+        return execution + self._iterator_stats()
 
     def __repr__(self) -> str:
         return f"DataIterator(index={self._index})"
