@@ -214,12 +214,9 @@ def _timed_consumer(items: Iterator[Any], stats: IterStats) -> Iterator[Any]:
     """Yield ``items``, timing how long the consumer waits for each one and how long it
     spends between them."""
     started = time.perf_counter()
-    returned = None  # when control came back from the consumer
     try:
         while True:
             asked = time.perf_counter()
-            if returned is not None:
-                stats.user.add(asked - returned)
             try:
                 item = next(items)
             except StopIteration:
@@ -230,7 +227,7 @@ def _timed_consumer(items: Iterator[Any], stats: IterStats) -> Iterator[Any]:
                 stats.first_batch_s = got - started
             stats.batches += 1
             yield item
-            returned = time.perf_counter()
+            stats.user.add(time.perf_counter() - got)  # the consumer's work on the batch
     finally:
         stats.total_s = time.perf_counter() - started
         close = getattr(items, "close", None)
