@@ -132,6 +132,7 @@ class SplitCoordinator:
                     self._mark_done(epoch, index, stopped=False)
                     return None
                 if item is not _NEED_MORE:
+                    self._cond.notify_all()  # a consumer held back for this one may go on
                     return item
                 if epoch.pulling or self._lagging(epoch) is not None:
                     self._wait_for_others(epoch)

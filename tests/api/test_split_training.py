@@ -199,16 +199,18 @@ def test_many_epochs_leak_no_blocks_threads_or_sockets() -> None:
     its = ed.range(2000, override_num_blocks=8).map_batches(padded).streaming_split(
         2, equal=True)
     for epoch in range(3):  # warm up lazily created pools and sockets
-        list(its[epoch % 2].iter_batches())
-        list(its[(epoch + 1) % 2].iter_batches())
+        list(its[epoch % 2].iter_torch_batches())
+        list(its[(epoch + 1) % 2].iter_torch_batches())
     gc.collect()
     threads = threading.active_count()
     fds = len(os.listdir("/proc/self/fd"))
-    for _ in range(25):
+    for epoch in range(25):
         for it in its:
-            rows = sum(len(b["id"]) for b in it.iter_batches(batch_size=64,
-                                                            local_shuffle_buffer_size=256))
-            assert rows == 1000
+            if epoch % 2:
+                batches = it.iter_batches(batch_size=64, local_shuffle_buffer_size=256)
+            else:
+                batches = it.iter_torch_batches(batch_size=64, local_shuffle_buffer_size=256)
+            assert sum(len(b["id"]) for b in batches) == 1000
     gc.collect()
     assert threading.active_count() <= threads
     assert len(os.listdir("/proc/self/fd")) <= fds
