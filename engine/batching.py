@@ -163,7 +163,16 @@ def iter_batches(refs: Iterator[Any], *, batch_size: int | None, batch_format: s
     rng = None
     if local_shuffle_buffer_size:
         rng = np.random.default_rng(rng_entropy(local_shuffle_seed, epoch))
-    stats = stats if stats is not None else IterStats()
+    return _batches(refs, fmt, batch_size, prefetch_batches, drop_last,
+                    local_shuffle_buffer_size, rng, collate_fn, finalize_fn,
+                    stats if stats is not None else IterStats())
+
+
+def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_batches: int,
+             drop_last: bool, local_shuffle_buffer_size: int | None,
+             rng: np.random.Generator | None, collate_fn: Collate | None,
+             finalize_fn: Callable[[Any], Any] | None, stats: IterStats) -> Iterator[Any]:
+    """The generator behind :func:`iter_batches` (its arguments checked)."""
     source = iter(refs)
 
     def produce() -> Iterator[Any]:

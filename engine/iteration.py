@@ -86,10 +86,10 @@ class BatchIterable:
         if collate_fn is not None and (dtypes is not None or device != "auto"):
             raise ValueError("iter_torch_batches: collate_fn cannot be used with dtypes or "
                              "device; convert dtypes and move tensors inside collate_fn")
-        if pin_memory and collate_fn is not None and \
-                not isinstance(collate_fn, DefaultCollateFn):
-            raise ValueError("iter_torch_batches: pin_memory is only supported with "
-                             "DefaultCollateFn")
+        if pin_memory and collate_fn is not None:
+            raise ValueError("iter_torch_batches: pin_memory is only supported with the "
+                             "default collate function (pass DefaultCollateFn(pin_memory="
+                             "True) as collate_fn instead)")
         if collate_fn is None:
             collate_fn = DefaultCollateFn(dtypes=dtypes, pin_memory=pin_memory)
         if isinstance(collate_fn, DefaultCollateFn):

@@ -182,3 +182,11 @@ def test_seed_per_execution() -> None:
     assert isinstance(get_single_integer_random_seed(stamped, execution_idx=0), int)
     assert rng_entropy(9, 4) == 9 and rng_entropy(None, 4) is None
     assert rng_entropy(reseed, 1) != rng_entropy(reseed, 2)
+
+
+def test_bad_arguments_fail_when_iter_batches_is_called() -> None:
+    ds = ed.range(10)
+    with pytest.raises(ValueError, match="local_shuffle_buffer_size must be positive"):
+        ds.iter_batches(local_shuffle_buffer_size=0)
+    with pytest.raises(ValueError, match="Invalid seed type"):
+        ds.iter_batches(local_shuffle_buffer_size=5, local_shuffle_seed="7")
