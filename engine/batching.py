@@ -56,13 +56,26 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
     shuffled: pa.Table | None = None
     head = 0  # rows of ``shuffled`` handed out
 
-    def refill() -> pa.Table:
+    def refill(limit: int | None = None) -> pa.Table:
+        """Gather the carried rows and (up to ``limit`` rows in all of) the pending blocks
+        in a random order."""
         nonlocal pending, pending_rows, head
-        parts = pending
+        parts = []
         if shuffled is not None and head < shuffled.num_rows:
-            parts = [shuffled.slice(head), *pending]
+            parts.append(shuffled.slice(head))
+        rows = sum(p.num_rows for p in parts)
+        rest: list[pa.Table] = []
+        for block in pending:
+            room = block.num_rows if limit is None else max(0, limit - rows)
+            if room >= block.num_rows:
+                parts.append(block)
+            else:
+                if room:
+                    parts.append(block.slice(0, room))
+                rest.append(block.slice(room))
+            rows += min(room, block.num_rows)
         merged = concat_tables(parts)
-        pending, pending_rows, head = [], 0, 0
+        pending, pending_rows, head = rest, sum(p.num_rows for p in rest), 0
         return merged.take(rng.permutation(merged.num_rows))
 
     for table in tables:
@@ -71,11 +84,14 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
         pending.append(table)
         pending_rows += table.num_rows
         left = shuffled.num_rows - head if shuffled is not None else 0
-        if left - batch_size < carry and left + pending_rows >= refill_at:
-            shuffled = refill()
-        while shuffled is not None and shuffled.num_rows - head - batch_size >= carry:
-            yield shuffled.slice(head, batch_size)
-            head += batch_size
+        while left - batch_size < carry and left + pending_rows >= refill_at:
+            # The first refill gathers only what it needs: the first batch comes sooner
+            # when blocks are much larger than the buffer.
+            shuffled = refill(refill_at if shuffled is None else None)
+            while shuffled.num_rows - head - batch_size >= carry:
+                yield shuffled.slice(head, batch_size)
+                head += batch_size
+            left = shuffled.num_rows - head
     if pending:
         shuffled = refill()
     while shuffled is not None and head < shuffled.num_rows:

@@ -85,6 +85,16 @@ def test_batches_are_slices_of_one_gather_per_refill() -> None:
     assert all(b.column("id").num_chunks == 1 for b in batches)
 
 
+def test_the_first_refill_of_a_huge_block_gathers_only_what_it_needs() -> None:
+    # A 100k-row block and a 1000-row buffer: the first batch is drawn from the first
+    # 1.5 x 1000 + 100 rows, not from a permutation of the whole block.
+    batches = drain(100_000, 100, 1000, seed=4, rows=100_000)
+    first = batches[0].column("id").to_pylist()
+    assert max(first) < 1600 and len(set(np.array(first) // 100)) >= 4
+    assert sorted(ids(batches)) == list(range(100_000))
+    assert batches[-1].num_rows == 100
+
+
 def test_shuffled_batches_are_owned_and_plain_ones_are_not() -> None:
     source = blocks(1000)
     shuffled = list(batch_tables(iter(source), 64, False, 200, np.random.default_rng(0)))
