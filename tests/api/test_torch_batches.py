@@ -166,6 +166,20 @@ def test_default_collate_fn_with_and_without_threads(ordered) -> None:
     assert typed[0]["id"].dtype == torch.float32
 
 
+def test_large_shared_batches_are_copied_on_the_collate_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = 300_000  # 3 columns of 8 bytes: past the size that goes to the threads
+    table = pa.table({"a": np.arange(n), "b": np.arange(n) * 0.5, "c": np.arange(n) % 7})
+    with ThreadPoolExecutor(3) as pool:
+        threaded = arrow_batch_to_tensors(table, owned=False, threadpool=pool)
+    plain = arrow_batch_to_tensors(table, owned=False)
+    assert list(threaded) == ["a", "b", "c"]
+    for name in plain:
+        assert torch.equal(threaded[name], plain[name])
+        assert threaded[name].data_ptr() != plain[name].data_ptr()  # each one a copy
+
+
 def test_pin_memory_without_an_accelerator_still_gives_tensors() -> None:
     [batch] = ed.range(10).iter_torch_batches(batch_size=None, pin_memory=True)
     assert batch["id"].tolist() == list(range(10))
