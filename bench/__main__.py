@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         derived: list[Row] = []  # e.g. ingest-first-batch, listed after the workload's rows
         for engine in args.engine:
             if not workloads.supports(module, engine):
-                if engine != "pyarrow-loop":  # a baseline only where it applies
+                if engine not in engines.BASELINES:  # a baseline only where it applies
                     rows.append(Row(name, engine, "n/a"))
                 continue
             if not available[engine]:

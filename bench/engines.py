@@ -1,9 +1,10 @@
 """How each engine is imported, started and stopped, and the few knobs whose names differ.
 
-Engines: ``engine`` (this project), ``ray`` (``ray.data``), ``daft`` and ``pyarrow-loop`` (a
-hand-written single-process pyarrow baseline). Workloads written against the ray.data API get
-the module ``engine`` or ``ray.data`` as ``api`` and call the helpers here for what the two
-spell differently.
+Engines: ``engine`` (this project), ``ray`` (``ray.data``), ``daft``, ``pyarrow-loop`` (a
+hand-written single-process pyarrow baseline) and ``torch-dataloader`` (a torch
+``DataLoader`` with worker processes, where a workload has one). Workloads written against
+the ray.data API get the module ``engine`` or ``ray.data`` as ``api`` and call the helpers
+here for what the two spell differently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-ENGINES = ("engine", "ray", "daft", "pyarrow-loop")
+ENGINES = ("engine", "ray", "daft", "pyarrow-loop", "torch-dataloader")
+BASELINES = ("pyarrow-loop", "torch-dataloader")  # listed only where a workload has them
 
 # The module whose import tells whether an engine is installed.
 PROBE_MODULE = {
@@ -22,6 +24,7 @@ PROBE_MODULE = {
     "ray": "ray.data",
     "daft": "daft",
     "pyarrow-loop": "pyarrow.parquet",
+    "torch-dataloader": "torch.utils.data",
 }
 
 # Ray Data 2.60 hangs forever on a machine with as many CPUs as actors: the actor pool of
@@ -79,6 +82,11 @@ def start(engine: str, workload: str) -> tuple[ModuleType, str]:
         import pyarrow.parquet
 
         return pyarrow, ""
+    if engine == "torch-dataloader":
+        import torch
+        import torch.utils.data
+
+        return torch, ""
     raise ValueError(f"unknown engine {engine!r}")
 
 

@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "MaterializedDataset": "engine.dataset",
     "Schema": "engine.schema",
     "DataIterator": "engine.streaming_split",
+    "RandomSeedConfig": "engine.random_seed",
     # expressions and aggregates
     "col": "engine.expressions",
     "lit": "engine.expressions",

@@ -146,3 +146,9 @@ def user_code_error(original: type[BaseException], message: str, operator: str,
         return UserCodeError(message, operator, remote_traceback)
     UserCodeError.__init__(err, message, operator, remote_traceback)
     return err  # type: ignore[no-any-return]
+
+
+class SplitConsumerDiedError(EngineError, RuntimeError):
+    """A ``streaming_split`` consumer in another process (a trainer rank) died in the middle
+    of an epoch. The other consumers of that epoch get this error instead of hanging or
+    quietly training on a share that no longer matches the others'."""

@@ -8,11 +8,12 @@ the pickled ``DataIterator`` (or the memory a ``fork`` child inherits). Only blo
 by path (inline blocks carry their bytes), exactly like a worker does.
 
 Protocol, one connection per pass over the iterator (a thread serves each connection):
-``("begin", consumer_index)`` -> ``("epoch", number)``; then ``("next",)`` ->
-``("block", location)``, ``("end", None)`` or ``("error", exception)``. The consumer maps a
-block before it asks for the next one, so the server keeps only the last block it lent
-alive; a consumer that disconnects before its end is done with the epoch, like a thread
-that closed its iterator.
+``("begin", consumer_index, pid)`` -> ``("epoch", number)``; then ``("next",)`` ->
+``("block", location)``, ``("end", None)`` or ``("error", exception)``; a consumer that
+stops before its end says ``("close",)`` and is done with the epoch, like a thread that
+closed its iterator. The consumer maps a block before it asks for the next one, so the
+server keeps only the last block it lent alive. A connection that drops in the middle of a
+pass without ``close`` is a consumer process that died: the epoch fails for the others.
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ def _serve(coordinator: SplitCoordinator, conn: Connection) -> None:
                 return
             if message[0] == "begin":
                 index = int(message[1])
+                pid = int(message[2]) if len(message) > 2 else None
                 try:
-                    number = coordinator.begin(index)
+                    number = coordinator.begin(index, pid)
                 except BaseException as exc:
                     finished = True
                     _send_error(conn, exc)
@@ -149,6 +151,11 @@ def _serve(coordinator: SplitCoordinator, conn: Connection) -> None:
                     conn.send(("end", None))
                 else:
                     conn.send(("block", lent.location))
+            elif message[0] == "close":
+                if index is not None and number is not None and not finished:
+                    finished = True
+                    coordinator.finish(index, number)
+                return
             else:
                 _send_error(conn, RuntimeError(f"streaming_split: unexpected request "
                                                f"{message[0]!r}"))
@@ -156,7 +163,7 @@ def _serve(coordinator: SplitCoordinator, conn: Connection) -> None:
         pass  # the consumer went away mid-reply
     finally:
         if index is not None and number is not None and not finished:
-            coordinator.finish(index, number)
+            coordinator.lost(index, number)  # gone without a goodbye: the process died
         del lent
         with contextlib.suppress(OSError):
             conn.close()
@@ -193,20 +200,27 @@ def remote_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_Map
         raise RuntimeError("streaming_split: the coordinator is gone (the process that "
                            "called streaming_split dropped its iterators or shut the "
                            "engine down)") from exc
+    over = False  # the server ended the pass (end of share or error)
     try:
-        kind, payload = _ask(conn, ("begin", index))
+        kind, payload = _ask(conn, ("begin", index, os.getpid()))
         if kind == "error":
+            over = True
             raise payload
         while True:
             kind, payload = _ask(conn, ("next",))
             if kind == "end":
+                over = True
                 return
             if kind == "error":
+                over = True
                 raise payload
             # Map the block now: the server frees it once we ask for the next one, and a
             # mapping outlives the file's removal.
             yield _MappedBlock(read_location(payload))
     finally:
+        if not over:  # stopped early: say so, or the server takes us for dead
+            with contextlib.suppress(OSError, EOFError):
+                conn.send(("close",))
         conn.close()
 
 

@@ -20,6 +20,18 @@ iterators one after another in one thread hang; here that works. A consumer that
 iterates still holds the others back at the next epoch in both engines: its share of the
 current epoch is not done.
 
+A slow consumer holds the others back within a bounded buffer: with ``equal=True`` the
+next block goes to the consumer with the fewest rows assigned, and when that consumer is
+iterating this epoch but already has ``MAX_QUEUED_BLOCKS`` blocks waiting, the consumer
+that wants more waits for it (the slow one can always take its next block, so this never
+deadlocks). A consumer that has not begun the epoch yet (iterators drained one after
+another in one thread) holds nobody back: blocks queued for it past the bound are marked
+spillable instead, so the store can move them to disk rather than pass its budget.
+
+A consumer process that dies in the middle of an epoch (its connection drops without a
+goodbye) fails the epoch for the others with :class:`SplitConsumerDiedError`; so does one
+that died between epochs, found when another consumer would wait for it.
+
 A consumer that stops early (``break``) is done for that epoch: it no longer holds the
 others back. Blocks assigned to it afterwards (``equal=True`` keeps the shares balanced)
 are marked spillable so they cannot hold the store over its budget; when every consumer
@@ -36,12 +48,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.arguments import check_count
+from engine.errors import SplitConsumerDiedError
 from engine.iteration import BatchIterable
 from engine.runtime.interfaces import is_block
 
 if TYPE_CHECKING:
     from engine.dataset import Dataset
     from engine.split_transport import SplitServer
+
+# Blocks queued for a consumer that is iterating before the one that wants more waits.
+MAX_QUEUED_BLOCKS = 4
+# How often a waiting consumer checks that the consumer processes it waits for are alive.
+_LIVENESS_POLL_S = 0.5
 
 _NEED_MORE = object()  # take(): nothing queued for this consumer yet
 _END = object()  # take(): this consumer's share of the epoch is delivered
@@ -75,14 +93,17 @@ class SplitCoordinator:
         self._cond = threading.Condition()
         self._epoch: _Epoch | None = None
         self._joined = [0] * n  # the last epoch each consumer began
+        self._pids: list[int | None] = [None] * n  # consumer processes, for liveness
         self.executor: Any = None
         self.server: SplitServer | None = None
 
     # -- the consumer protocol ------------------------------------------------------------
-    def begin(self, index: int) -> int:
+    def begin(self, index: int, pid: int | None = None) -> int:
         """Start consumer ``index``'s next pass; return its epoch number (waits while the
-        other consumers are still on the previous epoch)."""
+        other consumers are still on the previous epoch). ``pid``: the consumer's process,
+        when it is not this one."""
         with self._cond:
+            self._pids[index] = pid
             want = self._joined[index] + 1
             while True:
                 epoch = self._epoch
@@ -92,7 +113,9 @@ class SplitCoordinator:
                     assert epoch is None or epoch.number == want - 1, "epochs out of step"
                     self._start_epoch(want)
                     break
-                self._cond.wait()
+                self._wait_for_others(epoch)
+                if epoch.error is not None and isinstance(epoch.error, SplitConsumerDiedError):
+                    raise epoch.error
             self._joined[index] = want
             return want
 
@@ -110,9 +133,10 @@ class SplitCoordinator:
                     self._mark_done(epoch, index, stopped=False)
                     return None
                 if item is not _NEED_MORE:
+                    self._cond.notify_all()  # a consumer held back for this one may go on
                     return item
-                if epoch.pulling:
-                    self._cond.wait()
+                if epoch.pulling or self._lagging(epoch) is not None:
+                    self._wait_for_others(epoch)
                     continue
                 self._pull(epoch, index)
 
@@ -122,6 +146,42 @@ class SplitCoordinator:
             epoch = self._epoch
             if epoch is not None and epoch.number == number and not epoch.done[index]:
                 self._mark_done(epoch, index, stopped=True)
+
+    def lost(self, index: int, number: int) -> None:
+        """Consumer ``index``'s process went away in the middle of epoch ``number``."""
+        with self._cond:
+            epoch = self._epoch
+            if epoch is not None and epoch.number == number and not epoch.done[index]:
+                self._fail_dead(epoch, index)
+
+    # -- waiting for other consumers ------------------------------------------------------
+    def _lagging(self, epoch: _Epoch) -> int | None:
+        """The consumer the next pulled block would go to, if it is iterating this epoch
+        and already has ``MAX_QUEUED_BLOCKS`` waiting (then the puller waits for it)."""
+        if not self.equal or epoch.exhausted or epoch.final is not None:
+            return None
+        target = epoch.assigned.index(min(epoch.assigned))
+        if epoch.done[target] or self._joined[target] != epoch.number:
+            return None
+        return target if len(epoch.queues[target]) >= MAX_QUEUED_BLOCKS else None
+
+    def _wait_for_others(self, epoch: _Epoch) -> None:
+        """Wait for a change; meanwhile check that the consumer processes this one may be
+        waiting for are alive (a dead one fails the epoch)."""
+        if self._cond.wait(_LIVENESS_POLL_S):
+            return
+        for j, pid in enumerate(self._pids):
+            if pid is not None and not epoch.done[j] and not _alive(pid):
+                self._fail_dead(epoch, j)
+
+    def _fail_dead(self, epoch: _Epoch, index: int) -> None:
+        if epoch.error is None:
+            epoch.error = SplitConsumerDiedError(
+                f"streaming_split: consumer {index} (process {self._pids[index]}) died "
+                f"during epoch {epoch.number}; the other consumers' shares of this epoch "
+                "are incomplete")
+        self._mark_done(epoch, index, stopped=True)
+        self._pids[index] = None
 
     # -- internals (called with the lock held) ---------------------------------------------
     def _current(self, number: int) -> _Epoch:
@@ -186,6 +246,8 @@ class SplitCoordinator:
         target = index if not self.equal else epoch.assigned.index(min(epoch.assigned))
         epoch.queues[target].append(ref)
         epoch.assigned[target] += ref.num_rows
+        if len(epoch.queues[target]) > MAX_QUEUED_BLOCKS:
+            _mark_spillable(ref)  # queued for a consumer that has not begun the epoch
         if epoch.stopped[target]:
             # Its share is still counted (the others get exactly theirs, as in Ray Data),
             # but only its latest block is kept, for the final top-up: the rest is freed.
@@ -252,6 +314,22 @@ class SplitCoordinator:
         epoch.queues = [deque() for _ in range(self.n)]  # what is not in `final` is dropped
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state not in (b"Z", b"X")
+
+
 def _mark_spillable(ref: Any) -> None:
     """Let a block nobody will read soon spill rather than hold the store over budget."""
     if getattr(ref, "in_store", False) and getattr(ref, "_store", None) is not None:
@@ -311,15 +389,19 @@ class DataIterator(BatchIterable):
         return (_remote_iterator, (self._index, self._address, self._authkey))
 
     def stats(self) -> str:
-        """Statistics of the latest execution (in the process that called
-        ``streaming_split``)."""
+        """Statistics of the latest pass: the execution's operators (known in the process
+        that called ``streaming_split``) and this consumer's time breakdown: how long it
+        waited for data, per batch and in total, and where the iterator spent its time."""
         from engine.physical.stats import format_stats
 
         coordinator = self._coordinator
         if coordinator is None or os.getpid() != self._owner_pid:
-            return "(stats are kept by the process that called streaming_split)"
-        ex = coordinator.executor
-        return format_stats(ex.summary() if ex is not None else None)
+            execution = "(execution stats are kept by the process that called " \
+                "streaming_split)"
+        else:
+            ex = coordinator.executor
+            execution = format_stats(ex.summary() if ex is not None else None)
+        return execution + self._iterator_stats()
 
     def __repr__(self) -> str:
         return f"DataIterator(index={self._index})"

@@ -11,7 +11,10 @@ module ``ray.data`` or ``engine`` is passed in as ``api``):
 
 and, where another engine has an equivalent, ``run_daft``/``setup_daft`` (``api`` is the
 ``daft`` module) and ``run_pyarrow_loop``/``setup_pyarrow_loop`` (``api`` is ``pyarrow``: a
-hand-written single-process loop as a baseline). A workload that is a whole process
+hand-written single-process loop as a baseline) and ``run_torch_dataloader`` (``api`` is
+``torch``). A workload with ``COLD_START = True`` is timed from before the engine starts:
+its ``setup`` runs first (``api`` None), and ``run`` gets ``started=`` (that moment) as a
+keyword. A workload that is a whole process
 instead (``tiny``) defines ``script(engine) -> str | None``, the ``python -c`` source.
 
 Every workload generates its data from a fixed seed and ``scale`` shrinks its sizes.
@@ -26,10 +29,11 @@ from types import ModuleType
 from typing import Any
 
 WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest",
-             "materialize", "concurrent")
+             "materialize", "concurrent", "train-ingest", "train-ingest-shuffle")
 
 # Which functions of a workload module implement it for an engine.
-_SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop"}
+_SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop",
+           "torch-dataloader": "_torch_dataloader"}
 
 
 @dataclass
@@ -52,12 +56,17 @@ def load(name: str) -> ModuleType:
     """Return the module of workload ``name``."""
     if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; expected one of {', '.join(WORKLOADS)}")
-    return importlib.import_module(f"bench.workloads.{name}")
+    return importlib.import_module(f"bench.workloads.{name.replace('-', '_')}")
 
 
 def is_whole_process(module: ModuleType) -> bool:
     """Whether the workload is timed as a whole ``python -c`` process."""
     return hasattr(module, "script")
+
+
+def starts_cold(module: ModuleType) -> bool:
+    """Whether the engine's start is part of the workload's timed part."""
+    return bool(getattr(module, "COLD_START", False))
 
 
 def supports(module: ModuleType, engine: str) -> bool:

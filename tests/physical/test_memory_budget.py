@@ -176,3 +176,31 @@ def test_stats_show_time_waiting_on_cpus(fresh_context):
     ds = engine.range(40, override_num_blocks=8).map_batches(_slow)
     assert ds.sum("id") == sum(range(40))
     assert "on CPUs" in ds.stats()
+
+
+@pytest.mark.slow
+def test_a_lagging_split_rank_stays_within_the_budget(small_store):
+    """streaming_split(2, equal=True), the second rank starting late: its share is spilled
+    or the first rank waits; the store never holds the stream."""
+    _reset_peak(small_store)
+    rows = 4 * BUDGET // ROW
+    ds = engine.range(rows, override_num_blocks=rows // 4).map_batches(_rows_of_one_mib)
+    first, second = ds.streaming_split(2, equal=True)
+    halfway = threading.Event()
+    seen: dict[int, list[int]] = {0: [], 1: []}
+
+    def consume(rank: int, it) -> None:
+        for batch in it.iter_batches(batch_size=4):
+            _check_rows(batch["id"], batch["data"])
+            seen[rank].extend(batch["id"].tolist())
+            if rank == 0 and len(seen[0]) >= rows // 4:
+                halfway.set()
+
+    late = threading.Thread(target=lambda: (halfway.wait(), consume(1, second)))
+    late.start()
+    consume(0, first)
+    late.join()
+    assert len(seen[0]) == len(seen[1]) == rows // 2
+    assert sorted(seen[0] + seen[1]) == list(range(rows))
+    peak = small_store.store.peak_bytes
+    assert peak <= _bound(4 * MiB, small_store.num_cpus), peak / MiB

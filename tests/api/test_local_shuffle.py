@@ -1,0 +1,202 @@
+"""The local shuffle buffer of ``iter_batches`` and the seeds of random APIs.
+
+Quality is checked with teeth: batches mix rows of many source blocks, are never runs of
+consecutive rows, and two seeds give different orders. Cost is checked by structure: the
+buffer is gathered once per refill, so batches are slices of few distinct buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import engine as ed
+from engine.batching import batch_tables, shuffled_batches
+from engine.random_seed import (
+    RandomSeedConfig,
+    get_single_integer_random_seed,
+    rng_entropy,
+)
+
+BLOCK_ROWS = 100
+
+
+def blocks(total: int, rows: int = BLOCK_ROWS) -> list[pa.Table]:
+    """Consecutive ids cut into blocks of ``rows`` rows."""
+    return [pa.table({"id": np.arange(a, min(a + rows, total), dtype=np.int64)})
+            for a in range(0, total, rows)]
+
+
+def drain(total: int, batch_size: int, buffer: int, seed: int, rows: int = BLOCK_ROWS) -> \
+        list[pa.Table]:
+    return list(shuffled_batches(iter(blocks(total, rows)), batch_size, buffer,
+                                 np.random.default_rng(seed)))
+
+
+def ids(batches: list[pa.Table]) -> list[int]:
+    return [i for b in batches for i in b.column("id").to_pylist()]
+
+
+# ------------------------------------------------------------------------ the buffer itself
+
+
+@settings(deadline=None, max_examples=60)
+@given(total=st.integers(0, 3000), batch_size=st.integers(1, 300),
+       buffer=st.integers(1, 1500), rows=st.integers(1, 700), seed=st.integers(0, 99))
+def test_every_row_once_in_exact_batches(total: int, batch_size: int, buffer: int, rows: int,
+                                         seed: int) -> None:
+    batches = drain(total, batch_size, buffer, seed, rows)
+    assert sorted(ids(batches)) == list(range(total))
+    sizes = [b.num_rows for b in batches]
+    assert all(s == batch_size for s in sizes[:-1])
+    assert not sizes or 0 < sizes[-1] <= batch_size
+
+
+def test_every_batch_mixes_many_blocks_and_no_batch_is_a_run() -> None:
+    batches = drain(20_000, 64, 1000, seed=3)
+    for batch in batches:
+        values = np.array(batch.column("id").to_pylist())
+        assert len(set(values // BLOCK_ROWS)) >= 4, values  # rows of at least 4 blocks
+        assert not np.all(np.diff(np.sort(values)) == 1), values  # not consecutive rows
+        assert not np.all(np.diff(values) == 1)
+
+
+def test_rows_travel_far_from_their_place() -> None:
+    # Not a block-wise shuffle: positions move by about a buffer's worth on average.
+    order = np.array(ids(drain(20_000, 64, 1000, seed=5)))
+    assert np.mean(np.abs(order - np.arange(len(order)))) > 300
+
+
+def test_two_seeds_give_different_orders_and_one_seed_the_same() -> None:
+    assert ids(drain(5000, 32, 500, seed=1)) == ids(drain(5000, 32, 500, seed=1))
+    assert ids(drain(5000, 32, 500, seed=1)) != ids(drain(5000, 32, 500, seed=2))
+
+
+def test_batches_are_slices_of_one_gather_per_refill() -> None:
+    total, batch_size, buffer = 20_000, 64, 1000
+    batches = drain(total, batch_size, buffer, seed=0)
+    gathered = {b.column("id").chunk(0).buffers()[1].address for b in batches}
+    # Each refill hands out at least a buffer's worth of rows: few gathers, many batches.
+    assert len(batches) >= total // batch_size
+    assert len(gathered) <= total // buffer + 2
+    assert all(b.column("id").num_chunks == 1 for b in batches)
+
+
+def test_the_first_refill_of_a_huge_block_gathers_only_what_it_needs() -> None:
+    # A 100k-row block and a 1000-row buffer: the first batch is drawn from the first
+    # 1.5 x 1000 + 100 rows, not from a permutation of the whole block.
+    batches = drain(100_000, 100, 1000, seed=4, rows=100_000)
+    first = batches[0].column("id").to_pylist()
+    assert max(first) < 1600 and len(set(np.array(first) // 100)) >= 4
+    assert sorted(ids(batches)) == list(range(100_000))
+    assert batches[-1].num_rows == 100
+
+
+def test_shuffled_batches_are_owned_and_plain_ones_are_not() -> None:
+    source = blocks(1000)
+    shuffled = list(batch_tables(iter(source), 64, False, 200, np.random.default_rng(0)))
+    assert all(owned for _, owned in shuffled)
+    plain = list(batch_tables(iter(source), 64, False, None))
+    assert not any(owned for _, owned in plain)
+
+
+def test_drop_last_with_a_shuffle() -> None:
+    out = list(batch_tables(iter(blocks(1000)), 64, True, 200, np.random.default_rng(0)))
+    assert [t.num_rows for t, _ in out] == [64] * (1000 // 64)
+
+
+# ------------------------------------------------------------------- seeds through the API
+
+
+@pytest.fixture
+def ordered(fresh_context):
+    fresh_context.execution_options.preserve_order = True
+    return fresh_context
+
+
+def epoch_orders(ds: ed.Dataset, seed: object, epochs: int = 3) -> list[list[int]]:
+    return [[int(i) for b in ds.iter_batches(batch_size=50, local_shuffle_buffer_size=300,
+                                             local_shuffle_seed=seed) for i in b["id"]]
+            for _ in range(epochs)]
+
+
+def test_an_int_seed_repeats_the_order_every_epoch(ordered) -> None:
+    orders = epoch_orders(ed.range(2000, override_num_blocks=10), 7)
+    assert orders[0] == orders[1] == orders[2]
+    assert sorted(orders[0]) == list(range(2000)) and orders[0] != list(range(2000))
+    fixed = RandomSeedConfig(seed=7, reseed_after_execution=False)
+    assert epoch_orders(ed.range(2000, override_num_blocks=10), fixed, 1)[0] == orders[0]
+
+
+def test_a_reseeding_config_gives_new_reproducible_orders_per_epoch(ordered) -> None:
+    config = RandomSeedConfig(seed=7, reseed_after_execution=True)
+    orders = epoch_orders(ed.range(2000, override_num_blocks=10), config)
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+    assert all(sorted(o) == list(range(2000)) for o in orders)
+    # The same config on a fresh dataset replays the same sequence of epochs.
+    assert epoch_orders(ed.range(2000, override_num_blocks=10), config) == orders
+
+
+def test_no_seed_gives_different_orders(ordered) -> None:
+    orders = epoch_orders(ed.range(2000, override_num_blocks=10), None, 2)
+    assert orders[0] != orders[1]
+
+
+def test_shuffled_epochs_of_a_streaming_split_cover_every_row(ordered) -> None:
+    config = RandomSeedConfig(seed=1)
+    its = ed.range(1200, override_num_blocks=12).streaming_split(2, equal=True)
+    per_epoch = []
+    for _ in range(2):
+        rows = [[int(i) for b in it.iter_batches(batch_size=40, local_shuffle_buffer_size=200,
+                                                 local_shuffle_seed=config) for i in b["id"]]
+                for it in its]
+        assert [len(r) for r in rows] == [600, 600]
+        assert sorted(rows[0] + rows[1]) == list(range(1200))
+        per_epoch.append(rows[0])
+    assert per_epoch[0] != per_epoch[1]
+
+
+# ----------------------------------------------------------------------- RandomSeedConfig
+
+
+def test_random_seed_config_is_exported_and_checks_its_seed() -> None:
+    assert ed.RandomSeedConfig is RandomSeedConfig
+    assert RandomSeedConfig().reseed_after_execution is True
+    with pytest.raises(ValueError, match="Seed must be an integer or None"):
+        RandomSeedConfig(seed=1.5)  # type: ignore[arg-type]
+    assert RandomSeedConfig(seed=np.int64(3)).seed == 3
+
+
+def test_create_seed_config_like_ray() -> None:
+    plain = RandomSeedConfig.create_seed_config(5)
+    assert (plain.seed, plain.reseed_after_execution) == (5, False)
+    kept = RandomSeedConfig.create_seed_config(RandomSeedConfig(seed=5))
+    assert (kept.seed, kept.reseed_after_execution) == (5, True)
+    assert RandomSeedConfig.create_seed_config(None).seed is None
+    with pytest.raises(ValueError, match="Invalid seed type"):
+        RandomSeedConfig.create_seed_config("5")  # type: ignore[arg-type]
+
+
+def test_seed_per_execution() -> None:
+    fixed = RandomSeedConfig(seed=5, reseed_after_execution=False)
+    assert get_single_integer_random_seed(fixed, execution_idx=0) == 5
+    assert get_single_integer_random_seed(fixed, execution_idx=3) == 5
+    reseed = RandomSeedConfig(seed=5)
+    seeds = {get_single_integer_random_seed(reseed, execution_idx=k) for k in range(5)}
+    assert len(seeds) == 5 and all(0 <= s < 2**32 for s in seeds if s is not None)
+    assert get_single_integer_random_seed(RandomSeedConfig(), execution_idx=0) is None
+    stamped = RandomSeedConfig(use_timestamp_as_default=True)
+    assert isinstance(get_single_integer_random_seed(stamped, execution_idx=0), int)
+    assert rng_entropy(9, 4) == 9 and rng_entropy(None, 4) is None
+    assert rng_entropy(reseed, 1) != rng_entropy(reseed, 2)
+
+
+def test_bad_arguments_fail_when_iter_batches_is_called() -> None:
+    ds = ed.range(10)
+    with pytest.raises(ValueError, match="local_shuffle_buffer_size must be positive"):
+        ds.iter_batches(local_shuffle_buffer_size=0)
+    with pytest.raises(ValueError, match="Invalid seed type"):
+        ds.iter_batches(local_shuffle_buffer_size=5, local_shuffle_seed="7")
