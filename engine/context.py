@@ -85,6 +85,15 @@ class DataContext:
     max_retries: int = 3
     enable_tensor_extension_casting: bool = True
     use_push_based_shuffle: bool = False
+    # All-to-all operations (sort, groupby, join, shuffle): Ray Data's names. Only the
+    # hash/range map-reduce exchange exists here; the strategy is accepted for
+    # compatibility. default_hash_shuffle_parallelism caps groupby/shuffle partitions when
+    # the caller gives none. A join side whose blocks total at most
+    # broadcast_join_threshold_bytes is broadcast (never partitioned); 0 turns that off.
+    shuffle_strategy: str = "hash_shuffle"
+    default_hash_shuffle_parallelism: int = 200
+    broadcast_join_threshold_bytes: int = 32 * MiB
+    _execution_idx: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     _lock: ClassVar[threading.Lock] = threading.Lock()

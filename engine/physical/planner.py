@@ -14,11 +14,16 @@ from typing import Any
 
 from engine.context import DataContext
 from engine.errors import ResourceUnavailableError
+from engine.logical import all_to_all as la
 from engine.logical import operators as lo
 from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
+from engine.physical.exchange import plans
+from engine.physical.exchange.tasks import ConcatReduce
+from engine.physical.group_step import GroupsStep
 from engine.physical.interfaces import PhysicalOperator
 from engine.physical.operators.all_to_all import AllToAllOperator
+from engine.physical.operators.exchange import ExchangeOperator
 from engine.physical.operators.input_data import InputDataOperator
 from engine.physical.operators.limit import LimitOperator
 from engine.physical.operators.map_operator import (
@@ -98,6 +103,9 @@ def steps_of(op: lo.LogicalOperator) -> list[Step]:
         return [WriteStep(op.datasink)]
     if isinstance(op, lo.PartialAggregate):
         return [PartialAggregateStep(list(op.aggs))]
+    if isinstance(op, la.MapGroups):
+        return [GroupsStep(op.fn, op.keys, op.batch_format, op.fn_args, op.fn_kwargs,
+                           op.fn_constructor_args, op.fn_constructor_kwargs)]
     raise TypeError(f"no transform steps for logical operator {type(op).__name__}")
 
 
@@ -240,16 +248,111 @@ def _plan_limit(op: lo.Limit, inputs: list[PhysicalOperator],
     return pc.add(LimitOperator(up, op.limit))
 
 
-def _plan_all_to_all(op: lo.AllToAll, inputs: list[PhysicalOperator],
-                     pc: PlanContext) -> PhysicalOperator:
-    return pc.add(AllToAllOperator(op.name, inputs, bulk.bulk_function(op.kind, op.args)))
-
-
 def _plan_nary(op: lo.NAry, inputs: list[PhysicalOperator],
                pc: PlanContext) -> PhysicalOperator:
-    if op.kind == "union":
-        return pc.add(UnionOperator(inputs))
-    return pc.add(AllToAllOperator(op.name, inputs, bulk.bulk_function(op.kind, {})))
+    return pc.add(UnionOperator(inputs))
+
+
+def estimated_blocks(op: PhysicalOperator, num_cpus: int) -> int:
+    """About how many blocks ``op`` emits, known before it runs: the source's item count
+    through maps (which keep about one block per input block), else two per CPU."""
+    while True:
+        if isinstance(op, InputDataOperator):
+            return max(1, op.num_items)
+        if isinstance(op, ExchangeOperator) and op.num_partitions is not None:
+            return max(1, op.num_partitions)
+        if isinstance(op, MapOperator):
+            op = op.inputs[0]
+            continue
+        return max(1, 2 * num_cpus)
+
+
+def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanContext,
+              plan: plans.ExchangePlan) -> PhysicalOperator:
+    return pc.add(ExchangeOperator(op.name, inputs, plan, max_retries=pc.ctx.max_retries,
+                                   max_bundle_bytes=pc.ctx.target_max_block_size))
+
+
+def _hash_partitions(requested: int | None, inputs: list[PhysicalOperator],
+                     pc: PlanContext) -> int:
+    if requested:
+        return requested
+    estimate = max(estimated_blocks(i, pc.cluster.num_cpus) for i in inputs)
+    return max(1, min(pc.ctx.default_hash_shuffle_parallelism, estimate))
+
+
+def _seed(config: Any, pc: PlanContext) -> int | None:
+    if config is None:
+        return None
+    return config.seed_for_execution(pc.ctx._execution_idx)  # type: ignore[no-any-return]
+
+
+def _plan_sort(op: la.Sort, inputs: list[PhysicalOperator],
+               pc: PlanContext) -> PhysicalOperator:
+    return _exchange(op, inputs, pc, plans.SortPlan(op.sort_keys, op.boundaries,
+                                                    pc.ctx.target_max_block_size))
+
+
+def _plan_top_k(op: la.TopK, inputs: list[PhysicalOperator],
+                pc: PlanContext) -> PhysicalOperator:
+    return _exchange(op, inputs, pc, plans.TopKPlan(op.sort_keys, op.k))
+
+
+def _plan_aggregate(op: la.Aggregate, inputs: list[PhysicalOperator],
+                    pc: PlanContext) -> PhysicalOperator:
+    partitions = _hash_partitions(op.num_partitions, inputs, pc)
+    return _exchange(op, inputs, pc, plans.aggregate_plan(op.keys, list(op.aggs), partitions))
+
+
+def _plan_group_partition(op: la.GroupPartition, inputs: list[PhysicalOperator],
+                          pc: PlanContext) -> PhysicalOperator:
+    partitions = _hash_partitions(op.num_partitions, inputs, pc)
+    # One block per partition (never split): a group must not span blocks.
+    reduce = ConcatReduce([(k, "ascending") for k in op.keys])
+    return _exchange(op, inputs, pc, plans.HashPlan(
+        op.keys, partitions, reduce, "map_groups: hash partition -> sort by key"))
+
+
+def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
+               pc: PlanContext) -> PhysicalOperator:
+    return _exchange(op, inputs, pc, plans.JoinPlan(
+        op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
+        op.num_partitions, pc.ctx.target_max_block_size))
+
+
+def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],
+                         pc: PlanContext) -> PhysicalOperator:
+    partitions = op.num_blocks or estimated_blocks(inputs[0], pc.cluster.num_cpus)
+    return _exchange(op, inputs, pc, plans.ShufflePlan(_seed(op.seed, pc), partitions,
+                                                       pc.ctx.target_max_block_size))
+
+
+def _plan_repartition(op: la.Repartition, inputs: list[PhysicalOperator],
+                      pc: PlanContext) -> PhysicalOperator:
+    if op.keys:
+        assert op.num_blocks is not None, "repartition by keys needs num_blocks"
+        sort_keys = [(k, "ascending") for k in op.keys] if op.sort else None
+        reduce = ConcatReduce(sort_keys, pc.ctx.target_max_block_size)
+        return _exchange(op, inputs, pc, plans.HashPlan(
+            op.keys, op.num_blocks, reduce, "repartition: hash partition by keys"))
+    if op.shuffle:
+        assert op.num_blocks is not None, "a shuffling repartition needs num_blocks"
+        return _exchange(op, inputs, pc, plans.ShufflePlan(None, op.num_blocks,
+                                                           pc.ctx.target_max_block_size))
+    return _exchange(op, inputs, pc, plans.SplitPlan(op.num_blocks,
+                                                     op.target_num_rows_per_block))
+
+
+def _plan_randomize_blocks(op: la.RandomizeBlocks, inputs: list[PhysicalOperator],
+                           pc: PlanContext) -> PhysicalOperator:
+    seed = _seed(op.seed, pc)
+    return pc.add(AllToAllOperator(
+        op.name, inputs, lambda items, state: bulk.randomize_blocks(items, state, seed)))
+
+
+def _plan_zip(op: la.Zip, inputs: list[PhysicalOperator],
+              pc: PlanContext) -> PhysicalOperator:
+    return _exchange(op, inputs, pc, plans.ZipPlan(len(inputs)))
 
 
 _REGISTRY: dict[type, PlanFn] = {
@@ -265,8 +368,17 @@ _REGISTRY: dict[type, PlanFn] = {
     lo.PartialAggregate: _plan_map,
     lo.InputData: _plan_input,
     lo.Limit: _plan_limit,
-    lo.AllToAll: _plan_all_to_all,
     lo.NAry: _plan_nary,
+    la.MapGroups: _plan_map,
+    la.Sort: _plan_sort,
+    la.TopK: _plan_top_k,
+    la.Aggregate: _plan_aggregate,
+    la.GroupPartition: _plan_group_partition,
+    la.Join: _plan_join,
+    la.RandomShuffle: _plan_random_shuffle,
+    la.Repartition: _plan_repartition,
+    la.RandomizeBlocks: _plan_randomize_blocks,
+    la.Zip: _plan_zip,
 }
 
 
@@ -298,5 +410,7 @@ def describe_physical(ops: list[PhysicalOperator]) -> str:
             extra = f" actors={op.min_size}..{op.max_size}"
         elif isinstance(op, TaskPoolMapOperator) and op.concurrency:
             extra = f" concurrency={op.concurrency}"
+        elif isinstance(op, ExchangeOperator):
+            extra = f" {op.describe()}"
         lines.append(f"{kind}[{op.name}]{extra}")
     return "\n".join(lines)
