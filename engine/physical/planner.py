@@ -269,8 +269,14 @@ def estimated_blocks(op: PhysicalOperator, num_cpus: int) -> int:
 
 def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanContext,
               plan: plans.ExchangePlan) -> PhysicalOperator:
+    # A map task's partitions reach the store before the operator marks them spillable:
+    # bundles small against the budget keep that overshoot small.
+    limit = pc.ctx.execution_options.resource_limits.object_store_memory
+    budget = int(min(limit or pc.ctx.memory_budget, pc.cluster.store.budget_bytes))
+    bundle = max(1 << 20, min(pc.ctx.target_max_block_size,
+                              budget // (4 * max(1, pc.cluster.num_cpus))))
     return pc.add(ExchangeOperator(op.name, inputs, plan, max_retries=pc.ctx.max_retries,
-                                   max_bundle_bytes=pc.ctx.target_max_block_size))
+                                   max_bundle_bytes=bundle))
 
 
 def _hash_partitions(requested: int | None, inputs: list[PhysicalOperator],
@@ -323,8 +329,17 @@ def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
 def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],
                          pc: PlanContext) -> PhysicalOperator:
     partitions = op.num_blocks or estimated_blocks(inputs[0], pc.cluster.num_cpus)
-    return _exchange(op, inputs, pc, plans.ShufflePlan(_seed(op.seed, pc), partitions,
+    seed = _seed(op.seed, pc)
+    if seed is not None:  # a seed reproduces the order only over a reproducible input
+        _keep_order_upstream(inputs[0])
+    return _exchange(op, inputs, pc, plans.ShufflePlan(seed, partitions,
                                                        pc.ctx.target_max_block_size))
+
+
+def _keep_order_upstream(op: PhysicalOperator) -> None:
+    while isinstance(op, MapOperator):
+        op.keep_order = True
+        op = op.inputs[0]
 
 
 def _plan_repartition(op: la.Repartition, inputs: list[PhysicalOperator],

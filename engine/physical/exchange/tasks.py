@@ -67,13 +67,22 @@ class PartitionMap:
         self.num_partitions = num_partitions
         self.columns = list(columns) if columns is not None else None
 
-    def __call__(self, tables: list[pa.Table], task_idx: int = 0) -> Iterator[pa.Table]:
-        table = combine(tables)
+    def __call__(self, tables: list[pa.Table], seqs: Sequence[int] = ()) -> \
+            Iterator[pa.Table]:
+        """``seqs`` numbers the input blocks in input order: a seeded partitioner draws
+        each block's ids from its number, so results do not depend on the bundling."""
+        real = [(t, s) for t, s in zip(tables, seqs or range(len(tables)), strict=True)
+                if t.num_columns or t.num_rows]
+        table = combine([t for t, _ in real])
         if table is None:
             table = pa.table({})
         elif self.columns is not None:
             table = table.select(self.columns)
-        ids = self.partitioner.ids(table, self.num_partitions, task_idx)
+        if len(real) <= 1:
+            ids = self.partitioner.ids(table, self.num_partitions, real[0][1] if real else 0)
+        else:
+            ids = np.concatenate([self.partitioner.ids(t, self.num_partitions, s)
+                                  for t, s in real])
         yield from split_by_ids(table, ids, self.num_partitions)
 
 
@@ -124,7 +133,8 @@ class TopKMap:
         self.sort_keys = list(sort_keys)
         self.k = k
 
-    def __call__(self, tables: list[pa.Table], task_idx: int = 0) -> Iterator[pa.Table]:
+    def __call__(self, tables: list[pa.Table], seqs: Sequence[int] = ()) -> \
+            Iterator[pa.Table]:
         table = combine(tables)
         if table is None:
             yield pa.table({})

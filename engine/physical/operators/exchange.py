@@ -231,7 +231,8 @@ class ExchangeOperator(PhysicalOperator):
             size += item_bytes(waiting[0][1])
             bundle.append(waiting.pop(0))
         assert self.num_partitions is not None, "partitions are known before maps start"
-        handle = state.cluster.submit(self.plan.map_fn(side), ([r for _, r in bundle],),
+        handle = state.cluster.submit(self.plan.map_fn(side),
+                                      ([r for _, r in bundle], [s for s, _ in bundle]),
                                       name=f"{self.name}.map", max_retries=self.max_retries,
                                       credits=self.num_partitions + 1, notify=state.notify)
         self._maps.append(_MapTask(handle, side, bundle[0][0]))
