@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest")
+WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest",
+             "shuffle", "sort", "sort-full", "groupby", "join-small", "join-large")
 
 # Which functions of a workload module implement it for an engine.
 _SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop"}
@@ -51,7 +52,7 @@ def load(name: str) -> ModuleType:
     """Return the module of workload ``name``."""
     if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; expected one of {', '.join(WORKLOADS)}")
-    return importlib.import_module(f"bench.workloads.{name}")
+    return importlib.import_module(f"bench.workloads.{name.replace('-', '_')}")
 
 
 def is_whole_process(module: ModuleType) -> bool:
