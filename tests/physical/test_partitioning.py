@@ -104,3 +104,18 @@ def test_null_join_keys_never_match():
     assert inner.to_pylist() == [{"k": 1, "x": 1, "y": 3}]
     anti = join_tables(left, right, "left_anti", ["k"], ["k"], None, None)
     assert pc.sum(anti["x"]).as_py() == 2
+
+
+def test_partial_aggregates_merge_to_the_whole_table_result():
+    from engine.aggregate import Count, Max, Mean, Min, Std, Sum
+    from engine.physical.exchange.partial_agg import PartialAggregateReduce, partial_table
+
+    rng = np.random.default_rng(5)
+    table = pa.table({"k": rng.integers(0, 4, 300), "v": rng.normal(50, 3, 300)})
+    aggs = [Count(), Sum("v"), Min("v"), Max("v"), Mean("v"), Std("v")]
+    pieces = [partial_table(table.slice(i, 60), ["k"], aggs) for i in range(0, 300, 60)]
+    merged = next(PartialAggregateReduce(["k"], aggs)(pieces, 0))
+    whole = aggregate_table(table, ["k"], aggs)
+    assert merged.column_names == whole.column_names
+    for name in merged.column_names:
+        assert np.allclose(merged[name].to_numpy(), whole[name].to_numpy(), rtol=1e-9)

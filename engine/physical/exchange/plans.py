@@ -17,6 +17,11 @@ import numpy as np
 import pyarrow as pa
 
 from engine.physical.exchange.grouping import AggregateReduce
+from engine.physical.exchange.partial_agg import (
+    PartialAggregateMap,
+    PartialAggregateReduce,
+    supports_partials,
+)
 from engine.physical.exchange.tasks import (
     ConcatReduce,
     HashPartitioner,
@@ -175,8 +180,24 @@ class HashPlan(ExchangePlan):
         return self.reduce
 
 
+class PartialAggregatePlan(HashPlan):
+    """groupby of built-ins: each map task aggregates its bundle to one row per group and
+    partitions those partial rows; each reduce merges and finalizes its groups."""
+
+    def __init__(self, keys: Sequence[str], aggs: list[Any], num_partitions: int) -> None:
+        super().__init__(keys, num_partitions, PartialAggregateReduce(keys, aggs),
+                         "groupby: partial aggregate -> hash partition -> merge")
+        self.aggs = aggs
+
+    def map_fn(self, side: int) -> Callable[..., Any]:
+        return PartialAggregateMap(self.keys, self.aggs, self.partitions)
+
+
 def aggregate_plan(keys: Sequence[str], aggs: list[Any], num_partitions: int) -> HashPlan:
-    """groupby(keys).aggregate(*aggs): hash partitions by key, each aggregated whole."""
+    """groupby(keys).aggregate(*aggs): built-ins aggregate partially on the map side; any
+    other aggregation gets whole groups (hash partitions by key) in its reduce."""
+    if keys and supports_partials(aggs):
+        return PartialAggregatePlan(keys, aggs, num_partitions)
     columns: list[str] | None = list(keys)
     for agg in aggs:
         read = agg.columns_read()
