@@ -8,7 +8,7 @@ sort followed by a limit, written by the optimizer), ``Aggregate`` (groupby), ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.logical.operators import LogicalOperator, UdfMap
@@ -142,8 +142,6 @@ class Join(LogicalOperator):
     left_suffix: str | None = None
     right_suffix: str | None = None
     num_partitions: int = 1
-    broadcast: str | None = None  # "left"/"right": that side is small (optimizer's choice)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def inputs(self) -> tuple[LogicalOperator, ...]:

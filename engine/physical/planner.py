@@ -19,10 +19,15 @@ from engine.logical import operators as lo
 from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
 from engine.physical.exchange import plans
-from engine.physical.exchange.tasks import ConcatReduce
+from engine.physical.exchange.tasks import ConcatReduce, JoinReduce
 from engine.physical.group_step import GroupsStep
 from engine.physical.interfaces import PhysicalOperator
 from engine.physical.operators.all_to_all import AllToAllOperator
+from engine.physical.operators.broadcast_join import (
+    BROADCASTABLE,
+    BroadcastJoinOperator,
+    BroadcastJoinTask,
+)
 from engine.physical.operators.exchange import ExchangeOperator
 from engine.physical.operators.input_data import InputDataOperator
 from engine.physical.operators.limit import LimitOperator
@@ -319,8 +324,36 @@ def _plan_group_partition(op: la.GroupPartition, inputs: list[PhysicalOperator],
         op.keys, partitions, reduce, "map_groups: hash partition -> sort by key"))
 
 
+def known_bytes(op: PhysicalOperator) -> int | None:
+    """Bytes ``op`` emits when known before the run (existing blocks), else None."""
+    if isinstance(op, InputDataOperator) and op.items_are_blocks:
+        return op.total_bytes
+    return None
+
+
+def _broadcast_side(op: la.Join, inputs: list[PhysicalOperator],
+                    pc: PlanContext) -> int | None:
+    """The side (0 left, 1 right) to broadcast, if one is small enough and the join type
+    allows it; the smaller one when both are."""
+    threshold = pc.ctx.broadcast_join_threshold_bytes
+    if threshold <= 0:
+        return None
+    sizes = [known_bytes(i) for i in inputs]
+    candidates = [(size, side) for side, size in enumerate(sizes)
+                  if size is not None and size <= threshold
+                  and op.join_type in BROADCASTABLE["left" if side == 0 else "right"]]
+    return min(candidates)[1] if candidates else None
+
+
 def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
                pc: PlanContext) -> PhysicalOperator:
+    join = JoinReduce(op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
+                      max_block_bytes=pc.ctx.target_max_block_size)
+    small = _broadcast_side(op, inputs, pc)
+    if small is not None:
+        return pc.add(BroadcastJoinOperator(
+            op.name, inputs, BroadcastJoinTask(join, small_is_right=small == 1), small=small,
+            max_retries=pc.ctx.max_retries, max_bundle_bytes=pc.ctx.target_max_block_size))
     return _exchange(op, inputs, pc, plans.JoinPlan(
         op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
         op.num_partitions, pc.ctx.target_max_block_size))
@@ -425,7 +458,7 @@ def describe_physical(ops: list[PhysicalOperator]) -> str:
             extra = f" actors={op.min_size}..{op.max_size}"
         elif isinstance(op, TaskPoolMapOperator) and op.concurrency:
             extra = f" concurrency={op.concurrency}"
-        elif isinstance(op, ExchangeOperator):
+        elif isinstance(op, (ExchangeOperator, BroadcastJoinOperator)):
             extra = f" {op.describe()}"
         lines.append(f"{kind}[{op.name}]{extra}")
     return "\n".join(lines)

@@ -61,18 +61,39 @@ def _rows(ds: ed.Dataset) -> list[tuple]:
 keys = st.lists(st.one_of(st.none(), st.integers(0, 6)), min_size=0, max_size=25)
 
 
+@pytest.mark.parametrize("broadcast", [False, True])
 @pytest.mark.parametrize("join_type", JOIN_TYPES)
 @given(left=keys, right=keys, partitions=st.integers(1, 4))
-@settings(max_examples=6, deadline=None)
-def test_every_join_type_equals_a_null_aware_reference(join_type, left, right, partitions):
+@settings(max_examples=5, deadline=None)
+def test_every_join_type_equals_a_null_aware_reference(join_type, broadcast, left, right,
+                                                       partitions):
     ldf = pd.DataFrame({"k": pd.array(left, dtype="Int64"),
                         "x": pd.array(range(len(left)), dtype="Int64")})
     rdf = pd.DataFrame({"k": pd.array(right, dtype="Int64"),
                         "y": pd.array(range(100, 100 + len(right)), dtype="Int64")})
-    lds = ed.from_arrow(pa.Table.from_pandas(ldf, preserve_index=False)).repartition(2)
-    rds = ed.from_arrow(pa.Table.from_pandas(rdf, preserve_index=False)).repartition(3)
-    got = lds.join(rds, join_type, partitions, on=("k",))
-    assert _rows(got) == _reference(ldf, rdf, join_type)
+    # Materialized: the sides' sizes are known, so small ones may be broadcast.
+    lds = ed.from_arrow(pa.Table.from_pandas(ldf, preserve_index=False))
+    lds = lds.repartition(2).materialize()
+    rds = ed.from_arrow(pa.Table.from_pandas(rdf, preserve_index=False))
+    rds = rds.repartition(3).materialize()
+    ctx = ed.DataContext.get_current()
+    saved = ctx.broadcast_join_threshold_bytes
+    ctx.broadcast_join_threshold_bytes = (1 << 20) if broadcast else 0
+    try:
+        got = lds.join(rds, join_type, partitions, on=("k",))
+        assert _rows(got) == _reference(ldf, rdf, join_type)
+    finally:
+        ctx.broadcast_join_threshold_bytes = saved
+
+
+def test_a_small_side_is_broadcast_where_the_join_type_allows():
+    big = ed.range(1000, override_num_blocks=4).map(lambda r: {"id": r["id"] % 10})
+    small = ed.from_items([{"id": i, "w": i * 10} for i in range(5)])
+    joined = big.join(small, "inner", 4)
+    assert "BroadcastJoinOperator" in joined.explain()
+    assert sum(r["w"] for r in joined.take_all()) == 100 * sum(i * 10 for i in range(5))
+    assert "BroadcastJoinOperator" not in big.join(small, "right_outer", 4).explain()
+    assert "BroadcastJoinOperator" in small.join(big, "right_semi", 4).explain()
 
 
 def test_inner_join_with_right_on_and_suffixes():
