@@ -50,6 +50,10 @@ _EXPORTS: dict[str, str] = {
     "AbsMax": "engine.aggregate",
     "Quantile": "engine.aggregate",
     "Unique": "engine.aggregate",
+    # all-to-all
+    "GroupedData": "engine.grouped_data",
+    "JoinType": "engine.join_args",
+    "RandomSeedConfig": "engine.random_seed",
     # execution
     "DataContext": "engine.context",
     "ExecutionOptions": "engine.context",

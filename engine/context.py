@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+DEFAULT_TARGET_MAX_BLOCK_SIZE = 128 * MiB  # Ray Data's name for the default below
 
 
 @dataclass
@@ -68,7 +69,7 @@ class DataContext:
             being written to shared memory.
     """
 
-    target_max_block_size: int = 128 * MiB
+    target_max_block_size: int = DEFAULT_TARGET_MAX_BLOCK_SIZE
     target_min_block_size: int = 1 * MiB
     target_shuffle_max_block_size: int = 1 * GiB
     memory_budget: int = field(default_factory=_default_memory_budget)

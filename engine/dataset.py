@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from engine.grouped_data import GroupedData
+    from engine.join_args import JoinType
     from engine.physical.executor import StreamingExecutor
 
 logger = logging.getLogger(__name__)
@@ -261,18 +262,23 @@ class Dataset(DatasetWrites, BatchIterable):
 
         Example: ``ray.data.range(100).repartition(10).materialize().num_blocks() == 10``.
         """
-        if (num_blocks is None) == (target_num_rows_per_block is None):
-            raise ValueError("repartition: give exactly one of num_blocks and "
-                             "target_num_rows_per_block")
+        if num_blocks is None and target_num_rows_per_block is None:
+            raise ValueError("Either `num_blocks` or `target_num_rows_per_block` must be set")
+        if num_blocks is not None and target_num_rows_per_block is not None:
+            raise ValueError("Only one of `num_blocks` or `target_num_rows_per_block` must be "
+                             "set, but not both.")
         if target_num_rows_per_block is not None:
             if isinstance(target_num_rows_per_block, bool) or \
                     not isinstance(target_num_rows_per_block, int) or \
                     target_num_rows_per_block < 1:
                 raise ValueError(f"repartition: target_num_rows_per_block must be a "
                                  f"positive int; got {target_num_rows_per_block!r}")
-            if shuffle or keys:
-                raise ValueError("repartition: target_num_rows_per_block cannot be "
-                                 "combined with shuffle or keys")
+            if shuffle:
+                raise ValueError("`shuffle` must be False when `target_num_rows_per_block` "
+                                 "is set.")
+            if keys:
+                raise ValueError("repartition: keys cannot be combined with "
+                                 "target_num_rows_per_block")
         if num_blocks is not None and (isinstance(num_blocks, bool) or
                                        not isinstance(num_blocks, int) or num_blocks < 1):
             raise ValueError(f"repartition: num_blocks must be a positive int; got "
@@ -345,7 +351,7 @@ class Dataset(DatasetWrites, BatchIterable):
         grouped._check_keys()
         return grouped
 
-    def join(self, ds: Dataset, join_type: str, num_partitions: int,
+    def join(self, ds: Dataset, join_type: str | JoinType, num_partitions: int,
              on: tuple[str, ...] | list[str] = ("id",),
              right_on: tuple[str, ...] | list[str] | None = None,
              left_suffix: str | None = None, right_suffix: str | None = None, *,
@@ -367,8 +373,10 @@ class Dataset(DatasetWrites, BatchIterable):
 
         Example: ``left.join(right, "inner", 4, on=("id",))``.
         """
-        from engine.join_args import check_join_args
+        from engine.join_args import JoinType, check_join_args
 
+        if isinstance(join_type, JoinType):
+            join_type = join_type.value
         left_on, right_on_cols = check_join_args(self, ds, join_type, num_partitions, on,
                                                  right_on, validate_schemas)
         return self._with(la.Join(self._dag, ds._dag, join_type=join_type, left_on=left_on,

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.dataset import Dataset
+
+class JoinType(enum.Enum):
+    """The join types of ``Dataset.join`` (Ray Data's names); ``join`` takes a member or its
+    string value."""
+
+    INNER = "inner"
+    LEFT_OUTER = "left_outer"
+    RIGHT_OUTER = "right_outer"
+    FULL_OUTER = "full_outer"
+    LEFT_SEMI = "left_semi"
+    RIGHT_SEMI = "right_semi"
+    LEFT_ANTI = "left_anti"
+    RIGHT_ANTI = "right_anti"
+
 
 JOIN_TYPES = ("inner", "left_outer", "right_outer", "full_outer", "left_semi", "right_semi",
               "left_anti", "right_anti")
