@@ -119,3 +119,14 @@ def test_partial_aggregates_merge_to_the_whole_table_result():
     assert merged.column_names == whole.column_names
     for name in merged.column_names:
         assert np.allclose(merged[name].to_numpy(), whole[name].to_numpy(), rtol=1e-9)
+
+
+@given(st.lists(st.integers(0, 5), min_size=0, max_size=50), st.integers(0, 12),
+       st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_top_k_equals_the_head_of_a_stable_sort(xs, k, descending):
+    from engine.physical.exchange.tasks import top_k
+
+    keys = [("x", "descending" if descending else "ascending")]
+    table = pa.table({"x": pa.array(xs, type=pa.int64()), "i": np.arange(len(xs))})
+    assert top_k(table, keys, k).to_pylist() == sort_table(table, keys).slice(0, k).to_pylist()

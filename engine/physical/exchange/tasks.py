@@ -139,7 +139,30 @@ class TopKMap:
         if table is None:
             yield pa.table({})
             return
-        yield sort_table(table, self.sort_keys).slice(0, self.k)
+        yield top_k(table, self.sort_keys, self.k)
+
+
+def top_k(table: pa.Table, sort_keys: SortKeys, k: int) -> pa.Table:
+    """The first ``k`` rows of ``table`` in stable sort order. One key: a linear selection
+    of the ``k``-th value, then a sort of at most ``k`` rows (rows tied with it keep their
+    input order); several keys: a full sort."""
+    if k <= 0 or table.num_rows <= k or len(sort_keys) != 1:
+        return sort_table(table, sort_keys).slice(0, k)
+    name, order = sort_keys[0]
+    column = table.column(name)
+    has_nan = pa.types.is_floating(column.type) and bool(pc.any(pc.is_nan(column)).as_py())
+    if column.null_count or has_nan:
+        return sort_table(table, sort_keys).slice(0, k)
+    kth_index = pc.select_k_unstable(table.select([name]), k, sort_keys=[(name, order)])
+    kth = column.take(kth_index).combine_chunks()
+    bound = pc.max(kth) if order == "ascending" else pc.min(kth)
+    better = pc.less(column, bound) if order == "ascending" else pc.greater(column, bound)
+    tied = pc.equal(column, bound)
+    need = k - pc.sum(better).as_py()
+    tied_rows = np.flatnonzero(np.asarray(tied.to_numpy(zero_copy_only=False)))[:need]
+    better_rows = np.flatnonzero(np.asarray(better.to_numpy(zero_copy_only=False)))
+    rows = np.sort(np.concatenate([better_rows, tied_rows]))
+    return sort_table(table.take(pa.array(rows)), sort_keys)
 
 
 # ---------------------------------------------------------------- reduce side
