@@ -278,10 +278,16 @@ def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanCo
     # bundles small against the budget keep that overshoot small.
     limit = pc.ctx.execution_options.resource_limits.object_store_memory
     budget = int(min(limit or pc.ctx.memory_budget, pc.cluster.store.budget_bytes))
-    bundle = max(1 << 20, min(pc.ctx.target_max_block_size,
+    bundle = max(1 << 20, min(_max_block_bytes(pc) or budget,
                               budget // (4 * max(1, pc.cluster.num_cpus))))
     return pc.add(ExchangeOperator(op.name, inputs, plan, max_retries=pc.ctx.max_retries,
                                    max_bundle_bytes=bundle))
+
+
+def _max_block_bytes(pc: PlanContext) -> int | None:
+    """``target_max_block_size``; None (Ray Data's "unlimited") leaves blocks whole."""
+    size = pc.ctx.target_max_block_size
+    return int(size) if size else None
 
 
 def _hash_partitions(requested: int | None, inputs: list[PhysicalOperator],
@@ -301,7 +307,7 @@ def _seed(config: Any, pc: PlanContext) -> int | None:
 def _plan_sort(op: la.Sort, inputs: list[PhysicalOperator],
                pc: PlanContext) -> PhysicalOperator:
     return _exchange(op, inputs, pc, plans.SortPlan(op.sort_keys, op.boundaries,
-                                                    pc.ctx.target_max_block_size))
+                                                    _max_block_bytes(pc)))
 
 
 def _plan_top_k(op: la.TopK, inputs: list[PhysicalOperator],
@@ -348,15 +354,16 @@ def _broadcast_side(op: la.Join, inputs: list[PhysicalOperator],
 def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
                pc: PlanContext) -> PhysicalOperator:
     join = JoinReduce(op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
-                      max_block_bytes=pc.ctx.target_max_block_size)
+                      max_block_bytes=_max_block_bytes(pc))
     small = _broadcast_side(op, inputs, pc)
     if small is not None:
         return pc.add(BroadcastJoinOperator(
             op.name, inputs, BroadcastJoinTask(join, small_is_right=small == 1), small=small,
-            max_retries=pc.ctx.max_retries, max_bundle_bytes=pc.ctx.target_max_block_size))
+            max_retries=pc.ctx.max_retries,
+            max_bundle_bytes=_max_block_bytes(pc) or (1 << 62)))
     return _exchange(op, inputs, pc, plans.JoinPlan(
         op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
-        op.num_partitions, pc.ctx.target_max_block_size))
+        op.num_partitions, _max_block_bytes(pc)))
 
 
 def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],
@@ -366,7 +373,7 @@ def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],
     if seed is not None:  # a seed reproduces the order only over a reproducible input
         _keep_order_upstream(inputs[0])
     return _exchange(op, inputs, pc, plans.ShufflePlan(seed, partitions,
-                                                       pc.ctx.target_max_block_size))
+                                                       _max_block_bytes(pc)))
 
 
 def _keep_order_upstream(op: PhysicalOperator) -> None:
@@ -380,13 +387,13 @@ def _plan_repartition(op: la.Repartition, inputs: list[PhysicalOperator],
     if op.keys:
         assert op.num_blocks is not None, "repartition by keys needs num_blocks"
         sort_keys = [(k, "ascending") for k in op.keys] if op.sort else None
-        reduce = ConcatReduce(sort_keys, pc.ctx.target_max_block_size)
+        reduce = ConcatReduce(sort_keys, _max_block_bytes(pc))
         return _exchange(op, inputs, pc, plans.HashPlan(
             op.keys, op.num_blocks, reduce, "repartition: hash partition by keys"))
     if op.shuffle:
         assert op.num_blocks is not None, "a shuffling repartition needs num_blocks"
         return _exchange(op, inputs, pc, plans.ShufflePlan(None, op.num_blocks,
-                                                           pc.ctx.target_max_block_size))
+                                                           _max_block_bytes(pc)))
     return _exchange(op, inputs, pc, plans.SplitPlan(op.num_blocks,
                                                      op.target_num_rows_per_block))
 

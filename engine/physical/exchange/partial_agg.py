@@ -84,7 +84,7 @@ class PartialAggregateMap:
     def __call__(self, tables: list[pa.Table], seqs: Sequence[int] = ()) -> \
             Iterator[pa.Table]:
         table = combine(tables)
-        if table is None:
+        if table is None or not table.num_rows:  # no groups (and no key check, as Ray)
             for _ in range(self.num_partitions):
                 yield pa.table({})
             return

@@ -83,7 +83,7 @@ class SortPlan(ExchangePlan):
     label = "sort: sample -> range partition -> sort"
 
     def __init__(self, sort_keys: SortKeys, boundaries: Sequence[Any] | None,
-                 max_block_bytes: int, seed: int = 0) -> None:
+                 max_block_bytes: int | None, seed: int = 0) -> None:
         self.sort_keys = list(sort_keys)
         self.user_boundaries = list(boundaries) if boundaries is not None else None
         self.max_block_bytes = max_block_bytes
@@ -214,7 +214,8 @@ class ShufflePlan(ExchangePlan):
 
     label = "random_shuffle: random partition -> permute"
 
-    def __init__(self, seed: int | None, num_partitions: int, max_block_bytes: int) -> None:
+    def __init__(self, seed: int | None, num_partitions: int,
+                 max_block_bytes: int | None) -> None:
         self.seed = seed
         self.partitions = num_partitions
         self.max_block_bytes = max_block_bytes
@@ -236,7 +237,7 @@ class JoinPlan(ExchangePlan):
 
     def __init__(self, join_type: str, left_on: Sequence[str], right_on: Sequence[str],
                  left_suffix: str | None, right_suffix: str | None, num_partitions: int,
-                 max_block_bytes: int) -> None:
+                 max_block_bytes: int | None) -> None:
         self.join_type = join_type
         self.on = [list(left_on), list(right_on)]
         self.suffixes = (left_suffix, right_suffix)
