@@ -226,7 +226,11 @@ class ExchangeOperator(PhysicalOperator):
         waiting = self._waiting[side]
         bundle = [waiting.pop(0)]
         size = item_bytes(bundle[0][1])
-        while waiting and size + item_bytes(waiting[0][1]) <= self.max_bundle_bytes and \
+        limit = self.max_bundle_bytes
+        if self.all_inputs_done:  # all known: about two map tasks a CPU
+            queued = sum(item_bytes(r) for _, r in waiting) + size
+            limit = min(limit, max(1, queued // max(1, 2 * state.cluster.num_cpus)))
+        while waiting and size + item_bytes(waiting[0][1]) <= limit and \
                 (self.all_inputs_done or len(waiting) > 1):
             size += item_bytes(waiting[0][1])
             bundle.append(waiting.pop(0))
