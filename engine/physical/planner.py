@@ -306,6 +306,7 @@ def _seed(config: Any, pc: PlanContext) -> int | None:
 
 def _plan_sort(op: la.Sort, inputs: list[PhysicalOperator],
                pc: PlanContext) -> PhysicalOperator:
+    _keep_order_upstream(inputs[0])  # ties keep the dataset's order (a stable sort)
     return _exchange(op, inputs, pc, plans.SortPlan(op.sort_keys, op.boundaries,
                                                     _max_block_bytes(pc)))
 
@@ -377,6 +378,8 @@ def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],
 
 
 def _keep_order_upstream(op: PhysicalOperator) -> None:
+    """Make the maps feeding ``op`` emit in input order (blocks then arrive in the
+    dataset's order, as under ``preserve_order``)."""
     while isinstance(op, MapOperator):
         op.keep_order = True
         op = op.inputs[0]
@@ -394,6 +397,7 @@ def _plan_repartition(op: la.Repartition, inputs: list[PhysicalOperator],
         assert op.num_blocks is not None, "a shuffling repartition needs num_blocks"
         return _exchange(op, inputs, pc, plans.ShufflePlan(None, op.num_blocks,
                                                            _max_block_bytes(pc)))
+    _keep_order_upstream(inputs[0])  # consecutive rows stay consecutive, in order
     return _exchange(op, inputs, pc, plans.SplitPlan(op.num_blocks,
                                                      op.target_num_rows_per_block))
 
@@ -407,6 +411,8 @@ def _plan_randomize_blocks(op: la.RandomizeBlocks, inputs: list[PhysicalOperator
 
 def _plan_zip(op: la.Zip, inputs: list[PhysicalOperator],
               pc: PlanContext) -> PhysicalOperator:
+    for side in inputs:  # row i of every input: each must arrive in its order
+        _keep_order_upstream(side)
     return _exchange(op, inputs, pc, plans.ZipPlan(len(inputs)))
 
 
