@@ -98,3 +98,39 @@ def test_worker_killed_during_the_reduce_gives_exact_results(tmp_path):
     assert os.path.exists(marker)
     assert sorted((r["k"], r["rows"]) for r in out) == \
         [(k, len(range(k, 10_000, 7))) for k in range(7)]
+
+
+class _DieOnceMidMap:
+    """Wraps a map callable: the first call anywhere streams half its partitions, then
+    SIGKILLs its worker (a marker file makes the retry succeed)."""
+
+    def __init__(self, inner, marker: str) -> None:
+        self.inner = inner
+        self.marker = marker
+
+    def __call__(self, tables, seqs=()):
+        outputs = self.inner(tables, seqs)
+        if os.path.exists(self.marker):
+            yield from outputs
+            return
+        open(self.marker, "w").close()
+        for i, table in enumerate(outputs):
+            if i == self.inner.num_partitions // 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield table
+
+
+def test_worker_killed_during_the_map_gives_exact_results(tmp_path, monkeypatch):
+    from engine.physical.exchange import plans
+
+    marker = str(tmp_path / "died")
+    original = plans.JoinPlan.map_fn
+    monkeypatch.setattr(plans.JoinPlan, "map_fn",
+                        lambda self, side: _DieOnceMidMap(original(self, side), marker))
+    ctx = ed.DataContext.get_current()
+    monkeypatch.setattr(ctx, "broadcast_join_threshold_bytes", 0)
+    left = ed.range(20_000, override_num_blocks=8)
+    right = ed.range(20_000, override_num_blocks=8).with_column("v", ed.col("id") * 3)
+    rows, total = _consume(left.join(right, "inner", 6), "v")
+    assert os.path.exists(marker)  # the kill happened
+    assert (rows, total) == (20_000, 3 * 20_000 * 19_999 // 2)
