@@ -67,6 +67,13 @@ class DataContext:
         optimizer_enabled: Turn all logical optimizer rules off (for debugging and tests).
         inline_block_max_bytes: Blocks up to this size travel inline in messages instead of
             being written to shared memory.
+        shuffle_strategy: Ray Data's name; accepted for compatibility (sort, groupby, join
+            and shuffles always run as hash/range map-reduce exchanges).
+        default_hash_shuffle_parallelism: The most partitions a groupby or shuffle uses
+            when none is given (fewer when the input has fewer blocks).
+        broadcast_join_threshold_bytes: A join side made of existing blocks totalling at
+            most this is broadcast to tasks over the other side instead of shuffling both;
+            0 turns broadcasting off.
     """
 
     target_max_block_size: int = DEFAULT_TARGET_MAX_BLOCK_SIZE
@@ -86,15 +93,10 @@ class DataContext:
     max_retries: int = 3
     enable_tensor_extension_casting: bool = True
     use_push_based_shuffle: bool = False
-    # All-to-all operations (sort, groupby, join, shuffle): Ray Data's names. Only the
-    # hash/range map-reduce exchange exists here; the strategy is accepted for
-    # compatibility. default_hash_shuffle_parallelism caps groupby/shuffle partitions when
-    # the caller gives none. A join side whose blocks total at most
-    # broadcast_join_threshold_bytes is broadcast (never partitioned); 0 turns that off.
     shuffle_strategy: str = "hash_shuffle"
     default_hash_shuffle_parallelism: int = 200
     broadcast_join_threshold_bytes: int = 32 * MiB
-    _execution_idx: int = 0
+    _execution_idx: int = 0  # executions started; reseeds RandomSeedConfig per execution
     extra: dict[str, Any] = field(default_factory=dict)
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
