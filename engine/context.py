@@ -69,7 +69,7 @@ class DataContext:
             being written to shared memory.
         shuffle_strategy: Ray Data's name; accepted for compatibility (sort, groupby, join
             and shuffles always run as hash/range map-reduce exchanges).
-        default_hash_shuffle_parallelism: The most partitions a groupby or shuffle uses
+        default_hash_shuffle_parallelism: The most partitions a groupby or map_groups uses
             when none is given (fewer when the input has fewer blocks).
         broadcast_join_threshold_bytes: A join side made of existing blocks totalling at
             most this is broadcast to tasks over the other side instead of shuffling both;

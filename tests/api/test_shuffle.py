@@ -110,3 +110,14 @@ def test_unique_and_filter_pushdown_below_shuffle():
     assert sorted(r["x"] for r in shuffled.take_all()) == [2] * 10 + [3] * 10
     values = np.array([r["x"] for r in ds.sort("x").filter(expr=ed.col("x") > 1).take_all()])
     assert (np.diff(values) >= 0).all()
+
+
+def test_selection_moves_below_a_sort_when_it_keeps_the_keys():
+    ds = ed.from_items([{"a": i % 3, "b": i, "c": -i} for i in range(30)])
+    kept = ds.sort("a").select_columns(["a", "b"])
+    plan = kept.explain().split("Optimized")[1]
+    assert plan.index("Sort") < plan.index("Project")  # the projection runs first
+    assert kept.take_all() == sorted(({"a": i % 3, "b": i} for i in range(30)),
+                                     key=lambda r: r["a"])
+    dropped_key = ds.sort("a").select_columns(["b"]).explain().split("Optimized")[1]
+    assert dropped_key.index("Project") < dropped_key.index("Sort")  # stays above
