@@ -115,13 +115,18 @@ class GroupedData:
                    num_cpus: float | None = None, num_gpus: float | None = None,
                    memory: float | None = None, concurrency: Any = None,
                    **ray_remote_args: Any) -> Dataset:
-        """Apply ``fn`` to each group (a whole batch in ``batch_format``) and keep the rows
-        it returns. ``fn`` may be a callable class, built once per actor (``concurrency``).
+        """Apply ``fn`` to each group (a whole batch in ``batch_format``: ``"default"`` is a
+        pandas DataFrame, as in Ray Data) and keep the rows it returns (a batch, or an
+        iterator of batches). ``fn`` may be a callable class, built once per actor
+        (``concurrency``).
 
         Example: ``ds.groupby("A").map_groups(lambda g: {"n": [len(g["B"])]})``.
         """
         check_callable(fn, "map_groups")
-        fmt = validate_batch_format(batch_format)
+        # Ray Data hands each group as a pandas DataFrame for "default" (its to_default()
+        # of a table block), unlike map_batches' numpy default.
+        fmt = validate_batch_format("pandas" if batch_format in ("default", "native")
+                                    else batch_format)
         check_udf_args("map_groups", fn, fn_args, fn_kwargs, fn_constructor_args,
                         fn_constructor_kwargs)
         self._check_keys()

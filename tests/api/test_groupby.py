@@ -110,12 +110,13 @@ def test_map_groups_with_a_function_and_batch_formats():
     def total(group):
         return {"A": group["A"][:1], "total": [int(np.sum(group["B"]))]}
 
-    out = ds.groupby("A").map_groups(total).sort("A").take_all()
+    out = ds.groupby("A").map_groups(total, batch_format="numpy").sort("A").take_all()
     assert out == [{"A": 0, "total": 135}, {"A": 1, "total": 145}, {"A": 2, "total": 155}]
-    pdf = ds.groupby("A").map_groups(lambda g: g.assign(n=len(g)), batch_format="pandas")
+    pdf = ds.groupby("A").map_groups(lambda g: g.assign(n=len(g)))  # default: pandas
     assert sorted({r["n"] for r in pdf.take_all()}) == [10]
     extra = ds.groupby("A").map_groups(
-        lambda g, k, m=1: {"v": [len(g["B"]) * k * m]}, fn_args=(2,), fn_kwargs={"m": 3})
+        lambda g, k, m=1: {"v": [len(g["B"]) * k * m]}, fn_args=(2,), fn_kwargs={"m": 3},
+        batch_format="pyarrow")
     assert [r["v"] for r in extra.take_all()] == [60, 60, 60]
 
 
@@ -129,12 +130,26 @@ class _Scale:
 
 def test_map_groups_on_an_actor_pool():
     ds = ed.from_items([{"A": x % 3, "B": x} for x in range(30)]).repartition(3)
-    out = ds.groupby("A").map_groups(_Scale, fn_constructor_args=(10,), concurrency=2)
+    out = ds.groupby("A").map_groups(_Scale, fn_constructor_args=(10,), concurrency=2,
+                                     batch_format="numpy")
     assert out.sort("A").take_all() == [{"A": 0, "scaled": 1350}, {"A": 1, "scaled": 1450},
                                         {"A": 2, "scaled": 1550}]
 
 
 def test_map_groups_null_and_nan_keys_form_groups():
     ds = ed.from_items([{"k": None, "v": 1}, {"k": None, "v": 2}, {"k": 1.0, "v": 3}])
-    out = ds.groupby("k").map_groups(lambda g: {"n": [len(g["v"])]}).take_all()
+    out = ds.groupby("k").map_groups(lambda g: {"n": [len(g["v"])]},
+                                     batch_format="numpy").take_all()
     assert sorted(r["n"] for r in out) == [1, 2]
+
+
+def test_map_groups_generator_of_dataframes():
+    ds = ed.from_items([{"group": 1, "data": 10}, {"group": 1, "data": 20},
+                        {"group": 2, "data": 30}])
+
+    def twice(df):
+        yield df.assign(data=df["data"] * 2)
+        yield df.assign(data=df["data"] * 3)
+
+    assert sorted(r["data"] for r in ds.groupby("group").map_groups(twice).take_all()) == \
+        [20, 30, 40, 60, 60, 90]
