@@ -78,7 +78,7 @@ def read_parallelism(datasource: Any, requested: int, ctx: DataContext,
         return requested
     parallelism = max(ctx.read_op_min_num_blocks, 2 * num_cpus)
     size = datasource.estimate_inmemory_data_size()
-    if size:
+    if size and ctx.target_max_block_size:  # None: Ray Data's "unlimited"
         parallelism = max(parallelism, math.ceil(size / ctx.target_max_block_size))
         parallelism = min(parallelism, max(1, math.ceil(size / ctx.target_min_block_size)))
     return parallelism
@@ -175,7 +175,8 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
                                        pc.cluster.num_cpus)
         tasks = first.datasource.get_read_tasks(parallelism)
         inputs = [pc.add(InputDataOperator(f"Input[{first.name}]", tasks))]
-    transformer = MapTransformer(steps_of(op), pc.ctx.target_max_block_size,
+    unlimited = 1 << 62  # target_max_block_size=None: blocks are never split
+    transformer = MapTransformer(steps_of(op), pc.ctx.target_max_block_size or unlimited,
                                  pc.ctx.target_min_block_size)
     compute = op.compute
     limits = pc.ctx.execution_options.resource_limits
@@ -188,7 +189,7 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
     common: dict[str, Any] = dict(
         min_rows_per_bundle=None if isinstance(first, lo.Read) else _first_batch_size(op),
         min_blocks_per_bundle=_blocks_per_bundle(op, inputs[0], cpus),
-        max_bundle_bytes=pc.ctx.target_max_block_size,
+        max_bundle_bytes=pc.ctx.target_max_block_size or unlimited,
         # Ray Data's -1 retries forever
         max_retries=pc.ctx.max_retries if max_retries is None else
         (1 << 30 if max_retries < 0 else max_retries),
