@@ -52,6 +52,9 @@ _EXPORTS: dict[str, str] = {
     "AbsMax": "engine.aggregate",
     "Quantile": "engine.aggregate",
     "Unique": "engine.aggregate",
+    # all-to-all
+    "GroupedData": "engine.grouped_data",
+    "JoinType": "engine.join_args",
     # execution
     "DataContext": "engine.context",
     "ExecutionOptions": "engine.context",

@@ -18,6 +18,9 @@ from typing import Any, ClassVar
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+DEFAULT_TARGET_MAX_BLOCK_SIZE = 128 * MiB  # Ray Data's name for the default below
+
+
 # What ``target_max_block_size = None`` ("no limit", as in Ray Data) amounts to in byte math.
 UNLIMITED_BLOCK_BYTES = 1 << 62
 
@@ -119,9 +122,16 @@ class DataContext:
             Arrow-backed columns (``int64[pyarrow]``, ``string[pyarrow]``: Ray Data 2.60's
             default, nulls as ``<NA>``); ``False`` gives numpy dtypes (ints with nulls as
             float64 with NaN), for pandas code that needs numpy-only operations.
+        shuffle_strategy: Ray Data's name; accepted for compatibility (sort, groupby, join
+            and shuffles always run as hash/range map-reduce exchanges).
+        default_hash_shuffle_parallelism: The most partitions a groupby or map_groups uses
+            when none is given (fewer when the input has fewer blocks).
+        broadcast_join_threshold_bytes: A join side made of existing blocks totalling at
+            most this is broadcast to tasks over the other side instead of shuffling both;
+            0 turns broadcasting off.
     """
 
-    target_max_block_size: int | None = 128 * MiB
+    target_max_block_size: int | None = DEFAULT_TARGET_MAX_BLOCK_SIZE
     target_min_block_size: int = 1 * MiB
     target_shuffle_max_block_size: int = 1 * GiB
     memory_budget: int = field(default_factory=_default_memory_budget)
@@ -148,6 +158,10 @@ class DataContext:
     raise_original_map_exception: bool = field(
         default_factory=lambda: os.environ.get("RAY_DATA_RAISE_ORIGINAL_MAP_EXCEPTION",
                                                "0") not in ("", "0"))
+    shuffle_strategy: str = "hash_shuffle"
+    default_hash_shuffle_parallelism: int = 200
+    broadcast_join_threshold_bytes: int = 32 * MiB
+    _execution_idx: int = 0  # executions started; reseeds RandomSeedConfig per execution
     extra: dict[str, Any] = field(default_factory=dict)
 
     _lock: ClassVar[threading.Lock] = threading.Lock()

@@ -35,15 +35,19 @@ from engine.context import DataContext
 from engine.dataset_info import DatasetInfo
 from engine.dataset_writes import DatasetWrites
 from engine.iteration import BatchIterable
+from engine.logical import all_to_all as la
 from engine.logical import operators as lo
 from engine.logical.optimizer import optimize
 from engine.logical.plan import LogicalPlan
+from engine.random_seed import RandomSeedConfig, as_seed_config
 from engine.runtime.interfaces import ValueOutput, is_block
 from engine.schema import Schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from engine.grouped_data import GroupedData
+    from engine.join_args import JoinType
     from engine.physical.executor import StreamingExecutor
 
 logger = logging.getLogger(__name__)
@@ -282,25 +286,161 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
 
         return self.map_batches(RandomSampler(fraction, seed), batch_format="pyarrow")
 
-    def randomize_block_order(self, *, seed: int | None = None) -> Dataset:
+    def randomize_block_order(self, *, seed: int | RandomSeedConfig | None = None) -> Dataset:
         """Shuffle the order of blocks (not rows)."""
-        seed = check_seed(seed, "randomize_block_order")
-        return self._with(lo.AllToAll(self._dag, "randomize_blocks", {"seed": seed}))
+        config = as_seed_config(seed, "randomize_block_order")
+        return self._with(la.RandomizeBlocks(self._dag, seed=config))
 
-    def repartition(self, num_blocks: int, *, shuffle: bool = False, **_: Any) -> Dataset:
-        """Redistribute the rows into ``num_blocks`` blocks of about equal size."""
-        if not isinstance(num_blocks, int) or num_blocks < 1:
+    def repartition(self, num_blocks: int | None = None,
+                    target_num_rows_per_block: int | None = None, *, strict: bool = False,
+                    shuffle: bool = False, keys: list[str] | str | None = None,
+                    sort: bool = False) -> Dataset:
+        """Redistribute the rows into exactly ``num_blocks`` blocks, or into blocks of
+        ``target_num_rows_per_block`` rows.
+
+        Args:
+            num_blocks: Output blocks. Without ``shuffle``, consecutive rows are split and
+                combined in order (no full shuffle).
+            target_num_rows_per_block: Blocks of this many rows (the last may be smaller);
+                exclusive with ``num_blocks`` and ``shuffle``.
+            strict: Accepted for Ray Data compatibility: blocks always hold exactly
+                ``target_num_rows_per_block`` rows but the last.
+            shuffle: Distribute rows at random (a full distributed shuffle).
+            keys: Hash partition by these columns: equal keys end in one block.
+            sort: With ``keys``, sort each block by them.
+
+        Example: ``ray.data.range(100).repartition(10).materialize().num_blocks() == 10``.
+        """
+        if num_blocks is None and target_num_rows_per_block is None:
+            raise ValueError("Either `num_blocks` or `target_num_rows_per_block` must be set")
+        if num_blocks is not None and target_num_rows_per_block is not None:
+            raise ValueError("Only one of `num_blocks` or `target_num_rows_per_block` must be "
+                             "set, but not both.")
+        if target_num_rows_per_block is not None:
+            if isinstance(target_num_rows_per_block, bool) or \
+                    not isinstance(target_num_rows_per_block, int) or \
+                    target_num_rows_per_block < 1:
+                raise ValueError(f"repartition: target_num_rows_per_block must be a "
+                                 f"positive int; got {target_num_rows_per_block!r}")
+            if shuffle:
+                raise ValueError("`shuffle` must be False when `target_num_rows_per_block` "
+                                 "is set.")
+            if keys:
+                raise ValueError("repartition: keys cannot be combined with "
+                                 "target_num_rows_per_block")
+        if num_blocks is not None and (isinstance(num_blocks, bool) or
+                                       not isinstance(num_blocks, int) or num_blocks < 1):
             raise ValueError(f"repartition: num_blocks must be a positive int; got "
                              f"{num_blocks!r}")
-        return self._with(lo.AllToAll(self._dag, "repartition",
-                                      {"num_blocks": num_blocks, "shuffle": shuffle}))
+        key_cols = tuple(column_list(keys, "repartition")) if keys else ()
+        if sort and not key_cols:
+            raise ValueError("repartition: sort=True needs keys")
+        return self._with(la.Repartition(
+            self._dag, num_blocks=num_blocks,
+            target_num_rows_per_block=target_num_rows_per_block, shuffle=shuffle,
+            keys=key_cols, sort=sort, strict=strict))
 
-    def random_shuffle(self, *, seed: int | None = None, num_blocks: int | None = None,
-                       **_: Any) -> Dataset:
-        """Shuffle all rows."""
-        seed = check_seed(seed, "random_shuffle")
-        return self._with(lo.AllToAll(self._dag, "random_shuffle",
-                                      {"seed": seed, "num_blocks": num_blocks}))
+    def random_shuffle(self, *, seed: int | RandomSeedConfig | None = None,
+                       num_blocks: int | None = None, **ray_remote_args: Any) -> Dataset:
+        """Shuffle all rows: each block is cut into random partitions on the workers and
+        every partition is permuted (a distributed shuffle; nothing gathers all rows).
+
+        ``seed`` (an int, or a ``RandomSeedConfig``) makes the result reproducible.
+        """
+        config = as_seed_config(seed, "random_shuffle")
+        if num_blocks is not None and (isinstance(num_blocks, bool) or
+                                       not isinstance(num_blocks, int) or num_blocks < 1):
+            raise ValueError(f"random_shuffle: num_blocks must be a positive int; got "
+                             f"{num_blocks!r}")
+        return self._with(la.RandomShuffle(self._dag, seed=config, num_blocks=num_blocks))
+
+    def sort(self, key: str | list[str], descending: bool | list[bool] = False,
+             boundaries: list[int | float] | None = None) -> Dataset:
+        """Sort by ``key`` (a column or a list of columns); stable for ties, nulls last.
+
+        Args:
+            key: The column(s) to sort by.
+            descending: One bool for every key, or one per key.
+            boundaries: Values of the first key at which output blocks are cut (the output
+                has ``len(boundaries) + 1`` blocks); by default sampled, one output block
+                per input block.
+
+        Example: ``ds.sort(["a", "b"], descending=[False, True])``.
+        """
+        sort_keys = sort_key_pairs(key, descending)
+        numbers_only = boundaries is None or (isinstance(boundaries, (list, tuple)) and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) for b in boundaries))
+        if not numbers_only:
+            raise ValueError(f"sort: boundaries must be a list of numbers; got {boundaries!r}")
+        self._check_columns([k for k, _ in sort_keys], "sort")
+        return self._with(la.Sort(self._dag, sort_keys=sort_keys,
+                                  boundaries=None if boundaries is None else
+                                  tuple(boundaries)))
+
+    def groupby(self, key: str | list[str] | None, num_partitions: int | None = None) -> \
+            GroupedData:
+        """Group rows by ``key`` (a column, several, or ``None`` for a single group); the
+        result's ``count``/``sum``/``min``/``max``/``mean``/``std``/``aggregate`` give one row
+        per group and ``map_groups`` runs a function on each group.
+
+        Example: ``ds.groupby("A").sum("B")``.
+        """
+        from engine.grouped_data import GroupedData
+
+        if key is not None and not (isinstance(key, str) or (
+                isinstance(key, (list, tuple)) and all(isinstance(k, str) for k in key))):
+            raise ValueError(f"groupby: key must be a column name, a list of column names "
+                             f"or None; got {key!r}")
+        if num_partitions is not None and (isinstance(num_partitions, bool) or
+                                           not isinstance(num_partitions, int) or
+                                           num_partitions < 1):
+            raise ValueError(f"groupby: num_partitions must be a positive int; got "
+                             f"{num_partitions!r}")
+        grouped = GroupedData(self, key, num_partitions)
+        grouped._check_keys()
+        return grouped
+
+    def join(self, ds: Dataset, join_type: str | JoinType, num_partitions: int,
+             on: tuple[str, ...] | list[str] = ("id",),
+             right_on: tuple[str, ...] | list[str] | None = None,
+             left_suffix: str | None = None, right_suffix: str | None = None, *,
+             partition_size_hint: int | None = None,
+             aggregator_ray_remote_args: dict[str, Any] | None = None,
+             validate_schemas: bool = False) -> Dataset:
+        """Join with ``ds`` on key columns: both sides are hash partitioned into
+        ``num_partitions`` partitions and each pair is joined with Arrow's hash join.
+
+        Args:
+            join_type: ``"inner"``, ``"left_outer"``, ``"right_outer"``, ``"full_outer"``,
+                ``"left_semi"``, ``"right_semi"``, ``"left_anti"`` or ``"right_anti"``. Null
+                keys never match.
+            num_partitions: Partitions (and output blocks).
+            on: Key columns of this dataset; ``right_on`` those of ``ds`` (default ``on``).
+            left_suffix, right_suffix: Appended to non-key columns present on both sides.
+            partition_size_hint: Accepted for Ray Data compatibility.
+            validate_schemas: Check now that the key columns exist on both sides.
+
+        Example: ``left.join(right, "inner", 4, on=("id",))``.
+        """
+        from engine.join_args import JoinType, check_join_args
+
+        if isinstance(join_type, JoinType):
+            join_type = join_type.value
+        left_on, right_on_cols = check_join_args(self, ds, join_type, num_partitions, on,
+                                                 right_on, validate_schemas)
+        return self._with(la.Join(self._dag, ds._dag, join_type=join_type, left_on=left_on,
+                                  right_on=right_on_cols, left_suffix=left_suffix,
+                                  right_suffix=right_suffix, num_partitions=num_partitions))
+
+    def _check_columns(self, names: list[str], what: str) -> None:
+        """Raise early when the schema is known without running and lacks ``names``."""
+        columns = self.columns(fetch_if_missing=False)
+        if columns is None or not columns:
+            return
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise ValueError(f"{what}: column(s) {missing} not found; the dataset has "
+                             f"columns {columns}")
 
     def union(self, *other: Dataset) -> Dataset:
         """The rows of this dataset followed by those of ``other`` datasets."""
@@ -319,7 +459,7 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
         for o in other:
             if not isinstance(o, Dataset):
                 raise TypeError(f"zip takes datasets; got {type(o).__name__}")
-        return self._with(lo.NAry((self._dag, *[o._dag for o in other]), "zip"))
+        return self._with(la.Zip(input_ops=(self._dag, *[o._dag for o in other])))
 
     # =============================================================== execution
     def _optimized(self) -> LogicalPlan:
@@ -336,6 +476,7 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
         ctx = DataContext.get_current()
         cluster = session.get_cluster()
         ops = physical_plan(plan or self._optimized(), cluster, ctx)
+        ctx._execution_idx += 1  # reseeds RandomSeedConfig(reseed_after_execution=True)
         executor = StreamingExecutor(cluster, ctx, ops, resources=session.resource_manager(),
                                      keep_outputs=keep_outputs)
         self._last_executor = executor
@@ -710,8 +851,7 @@ def _known_row_count(op: lo.LogicalOperator) -> int | None:
         counts = [_known_row_count(i) for i in op.inputs]
         known = [c for c in counts if c is not None]
         return sum(known) if len(known) == len(counts) else None
-    if isinstance(op, lo.AllToAll) and op.kind in ("randomize_blocks", "repartition",
-                                                   "random_shuffle"):
+    if isinstance(op, (la.RandomizeBlocks, la.Repartition, la.RandomShuffle, la.Sort)):
         return _known_row_count(op.input)
     return None
 
@@ -725,6 +865,33 @@ def _known_schema(op: lo.LogicalOperator) -> pa.Schema | None:
         return None
     if isinstance(op, lo.Read):
         return op.datasource.schema()  # type: ignore[no-any-return]
-    if isinstance(op, (lo.Limit, lo.AllToAll)):
+    if isinstance(op, (lo.Limit, la.RandomizeBlocks, la.Repartition, la.RandomShuffle,
+                       la.Sort, la.TopK)):
         return _known_schema(op.input)
     return None
+
+
+def sort_key_pairs(key: Any, descending: Any) -> tuple[tuple[str, str], ...]:
+    """``sort``'s ``key``/``descending`` as ``((column, "ascending"|"descending"), ...)``."""
+    if key is None:
+        raise ValueError("sort: key must be a column name or a list of column names, not "
+                         "None")
+    if callable(key) and not isinstance(key, str):
+        raise ValueError("sort: key must be a column name or a list of column names; a "
+                         "function is not supported")
+    keys = column_list(key, "sort")
+    if not keys:
+        raise ValueError("sort: key must name at least one column")
+    if isinstance(descending, bool):
+        flags = [descending] * len(keys)
+    elif isinstance(descending, (list, tuple)) and all(isinstance(d, bool)
+                                                        for d in descending):
+        flags = list(descending)
+        if len(flags) != len(keys):
+            raise ValueError(f"sort: descending has {len(flags)} values for {len(keys)} "
+                             f"keys {keys}")
+    else:
+        raise ValueError(f"sort: descending must be a bool or a list of bools; got "
+                         f"{descending!r}")
+    return tuple((k, "descending" if d else "ascending") for k, d in zip(keys, flags,
+                                                                        strict=True))

@@ -126,3 +126,18 @@ def rng_entropy(seed: int | RandomSeedConfig | None, execution_idx: int) -> Any:
     if found.execution_idx is None:
         return found.seed
     return [found.seed, found.execution_idx]
+
+
+def seed_for_execution(config: RandomSeedConfig, execution_idx: int) -> int | None:
+    """One integer seed for execution ``execution_idx`` of an operation seeded by
+    ``config`` (``None``: non-deterministic)."""
+    return get_single_integer_random_seed(config, execution_idx=execution_idx)
+
+
+def as_seed_config(seed: Any, what: str) -> RandomSeedConfig:
+    """``seed`` (an int, None or a config) as a config; ``TypeError`` naming ``what``."""
+    try:
+        return RandomSeedConfig.create_seed_config(seed)
+    except ValueError as exc:
+        raise TypeError(f"{what}: seed must be an int, a RandomSeedConfig or None; got "
+                        f"{type(seed).__name__}") from exc

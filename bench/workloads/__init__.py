@@ -29,7 +29,8 @@ from types import ModuleType
 from typing import Any
 
 WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest",
-             "materialize", "concurrent", "train-ingest", "train-ingest-shuffle")
+             "materialize", "concurrent", "train-ingest", "train-ingest-shuffle",
+             "shuffle", "sort", "sort-full", "groupby", "join-small", "join-large")
 
 # Which functions of a workload module implement it for an engine.
 _SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop",

@@ -319,31 +319,8 @@ class Limit(LogicalOperator):
 
 
 @dataclass(frozen=True, eq=False)
-class AllToAll(LogicalOperator):
-    """An operator that needs all its input before it emits (shuffle, sort, aggregate...).
-
-    ``kind`` names it; ``args`` carries its parameters. The planner maps each kind to a
-    physical implementation.
-    """
-
-    input: LogicalOperator
-    kind: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def inputs(self) -> tuple[LogicalOperator, ...]:
-        return (self.input,)
-
-    @property
-    def name(self) -> str:
-        return {"repartition": "Repartition", "random_shuffle": "RandomShuffle",
-                "randomize_blocks": "RandomizeBlockOrder", "sort": "Sort",
-                "aggregate": "Aggregate"}.get(self.kind, self.kind)
-
-
-@dataclass(frozen=True, eq=False)
 class NAry(LogicalOperator):
-    """An operator of several inputs: ``kind`` is ``"union"`` or ``"zip"``."""
+    """An operator of several inputs: ``kind`` is ``"union"``."""
 
     input_ops: tuple[LogicalOperator, ...]
     kind: str

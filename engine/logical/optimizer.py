@@ -10,11 +10,17 @@ from engine.logical.rules.prune_columns import PruneUnusedColumns
 from engine.logical.rules.push_down_limit import PushDownLimit
 from engine.logical.rules.push_down_predicate import PushDownPredicate
 from engine.logical.rules.push_down_projection import PushDownProjection
+from engine.logical.rules.push_filter_below_exchange import PushFilterBelowExchange
+from engine.logical.rules.push_projection_below_exchange import PushProjectionBelowExchange
+from engine.logical.rules.sort_limit_to_top_k import SortLimitToTopK
 
 # Order matters within one pass: everything that moves operators runs before maps fuse
 # around them (a fused stage is opaque to the other rules).
-DEFAULT_RULES: tuple[type[Rule], ...] = (PushDownLimit, PushDownPredicate, MergeProjections,
-                                         PushDownProjection, PruneUnusedColumns, FuseMaps)
+DEFAULT_RULES: tuple[type[Rule], ...] = (SortLimitToTopK, PushDownLimit,
+                                         PushFilterBelowExchange, PushProjectionBelowExchange,
+                                         PushDownPredicate,
+                                         MergeProjections, PushDownProjection,
+                                         PruneUnusedColumns, FuseMaps)
 _MAX_PASSES = 20
 
 

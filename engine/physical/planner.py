@@ -14,11 +14,21 @@ from typing import Any
 
 from engine.context import DataContext
 from engine.errors import ResourceUnavailableError
+from engine.logical import all_to_all as la
 from engine.logical import operators as lo
 from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
+from engine.physical.exchange import plans
+from engine.physical.exchange.tasks import ConcatReduce, JoinReduce
+from engine.physical.group_step import GroupsStep
 from engine.physical.interfaces import PhysicalOperator
 from engine.physical.operators.all_to_all import AllToAllOperator
+from engine.physical.operators.broadcast_join import (
+    BROADCASTABLE,
+    BroadcastJoinOperator,
+    BroadcastJoinTask,
+)
+from engine.physical.operators.exchange import ExchangeOperator
 from engine.physical.operators.input_data import InputDataOperator
 from engine.physical.operators.limit import LimitOperator
 from engine.physical.operators.map_operator import (
@@ -40,6 +50,7 @@ from engine.physical.transform import (
     Step,
     WriteStep,
 )
+from engine.random_seed import seed_for_execution
 from engine.runtime.interfaces import Runtime
 
 
@@ -98,6 +109,9 @@ def steps_of(op: lo.LogicalOperator) -> list[Step]:
         return [WriteStep(op.datasink)]
     if isinstance(op, lo.PartialAggregate):
         return [PartialAggregateStep(list(op.aggs))]
+    if isinstance(op, la.MapGroups):
+        return [GroupsStep(op.fn, op.keys, op.batch_format, op.fn_args, op.fn_kwargs,
+                           op.fn_constructor_args, op.fn_constructor_kwargs)]
     raise TypeError(f"no transform steps for logical operator {type(op).__name__}")
 
 
@@ -240,16 +254,167 @@ def _plan_limit(op: lo.Limit, inputs: list[PhysicalOperator],
     return pc.add(LimitOperator(up, op.limit))
 
 
-def _plan_all_to_all(op: lo.AllToAll, inputs: list[PhysicalOperator],
-                     pc: PlanContext) -> PhysicalOperator:
-    return pc.add(AllToAllOperator(op.name, inputs, bulk.bulk_function(op.kind, op.args)))
-
-
 def _plan_nary(op: lo.NAry, inputs: list[PhysicalOperator],
                pc: PlanContext) -> PhysicalOperator:
-    if op.kind == "union":
-        return pc.add(UnionOperator(inputs))
-    return pc.add(AllToAllOperator(op.name, inputs, bulk.bulk_function(op.kind, {})))
+    return pc.add(UnionOperator(inputs))
+
+
+def estimated_blocks(op: PhysicalOperator, num_cpus: int) -> int:
+    """About how many blocks ``op`` emits, known before it runs: the source's item count
+    through maps (which keep about one block per input block), else two per CPU."""
+    while True:
+        if isinstance(op, InputDataOperator):
+            return max(1, op.num_items)
+        if isinstance(op, ExchangeOperator) and op.num_partitions is not None:
+            return max(1, op.num_partitions)
+        if isinstance(op, MapOperator):
+            op = op.inputs[0]
+            continue
+        return max(1, 2 * num_cpus)
+
+
+def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanContext,
+              plan: plans.ExchangePlan) -> PhysicalOperator:
+    # A map task's partitions reach the store before the operator marks them spillable:
+    # bundles small against the budget keep that overshoot small.
+    limit = pc.ctx.execution_options.resource_limits.object_store_memory
+    budget = int(min(limit or pc.ctx.memory_budget, pc.cluster.store_usage().budget_bytes))
+    bundle = max(1 << 20, min(_max_block_bytes(pc) or budget,
+                              budget // (4 * max(1, pc.cluster.num_cpus))))
+    return pc.add(ExchangeOperator(op.name, inputs, plan, max_retries=pc.ctx.max_retries,
+                                   max_bundle_bytes=bundle))
+
+
+def _max_block_bytes(pc: PlanContext) -> int | None:
+    """``target_max_block_size``; None (Ray Data's "unlimited") leaves blocks whole."""
+    size = pc.ctx.target_max_block_size
+    return int(size) if size else None
+
+
+def _hash_partitions(requested: int | None, inputs: list[PhysicalOperator],
+                     pc: PlanContext) -> int:
+    if requested:
+        return requested
+    estimate = max(estimated_blocks(i, pc.cluster.num_cpus) for i in inputs)
+    return max(1, min(pc.ctx.default_hash_shuffle_parallelism, estimate))
+
+
+def _seed(config: Any, pc: PlanContext) -> int | None:
+    if config is None:
+        return None
+    return seed_for_execution(config, pc.ctx._execution_idx)
+
+
+def _plan_sort(op: la.Sort, inputs: list[PhysicalOperator],
+               pc: PlanContext) -> PhysicalOperator:
+    _keep_order_upstream(inputs[0])  # ties keep the dataset's order (a stable sort)
+    return _exchange(op, inputs, pc, plans.SortPlan(op.sort_keys, op.boundaries,
+                                                    _max_block_bytes(pc)))
+
+
+def _plan_top_k(op: la.TopK, inputs: list[PhysicalOperator],
+                pc: PlanContext) -> PhysicalOperator:
+    return _exchange(op, inputs, pc, plans.TopKPlan(op.sort_keys, op.k))
+
+
+def _plan_aggregate(op: la.Aggregate, inputs: list[PhysicalOperator],
+                    pc: PlanContext) -> PhysicalOperator:
+    partitions = _hash_partitions(op.num_partitions, inputs, pc)
+    return _exchange(op, inputs, pc, plans.aggregate_plan(op.keys, list(op.aggs), partitions))
+
+
+def _plan_group_partition(op: la.GroupPartition, inputs: list[PhysicalOperator],
+                          pc: PlanContext) -> PhysicalOperator:
+    partitions = _hash_partitions(op.num_partitions, inputs, pc)
+    # One block per partition (never split): a group must not span blocks.
+    reduce = ConcatReduce([(k, "ascending") for k in op.keys])
+    return _exchange(op, inputs, pc, plans.HashPlan(
+        op.keys, partitions, reduce, "map_groups: hash partition -> sort by key"))
+
+
+def known_bytes(op: PhysicalOperator) -> int | None:
+    """Bytes ``op`` emits when known before the run (existing blocks), else None."""
+    if isinstance(op, InputDataOperator) and op.items_are_blocks:
+        return op.total_bytes
+    return None
+
+
+def _broadcast_side(op: la.Join, inputs: list[PhysicalOperator],
+                    pc: PlanContext) -> int | None:
+    """The side (0 left, 1 right) to broadcast, if one is small enough and the join type
+    allows it; the smaller one when both are."""
+    threshold = pc.ctx.broadcast_join_threshold_bytes
+    if threshold <= 0:
+        return None
+    sizes = [known_bytes(i) for i in inputs]
+    candidates = [(size, side) for side, size in enumerate(sizes)
+                  if size is not None and size <= threshold
+                  and op.join_type in BROADCASTABLE["left" if side == 0 else "right"]]
+    return min(candidates)[1] if candidates else None
+
+
+def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
+               pc: PlanContext) -> PhysicalOperator:
+    join = JoinReduce(op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
+                      max_block_bytes=_max_block_bytes(pc))
+    small = _broadcast_side(op, inputs, pc)
+    if small is not None:
+        return pc.add(BroadcastJoinOperator(
+            op.name, inputs, BroadcastJoinTask(join, small_is_right=small == 1), small=small,
+            max_retries=pc.ctx.max_retries,
+            max_bundle_bytes=_max_block_bytes(pc) or (1 << 62)))
+    return _exchange(op, inputs, pc, plans.JoinPlan(
+        op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
+        op.num_partitions, _max_block_bytes(pc)))
+
+
+def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],
+                         pc: PlanContext) -> PhysicalOperator:
+    partitions = op.num_blocks or estimated_blocks(inputs[0], pc.cluster.num_cpus)
+    seed = _seed(op.seed, pc)
+    if seed is not None:  # a seed reproduces the order only over a reproducible input
+        _keep_order_upstream(inputs[0])
+    return _exchange(op, inputs, pc, plans.ShufflePlan(seed, partitions,
+                                                       _max_block_bytes(pc)))
+
+
+def _keep_order_upstream(op: PhysicalOperator) -> None:
+    """Make the maps feeding ``op`` emit in input order (blocks then arrive in the
+    dataset's order, as under ``preserve_order``)."""
+    while isinstance(op, MapOperator):
+        op.keep_order = True
+        op = op.inputs[0]
+
+
+def _plan_repartition(op: la.Repartition, inputs: list[PhysicalOperator],
+                      pc: PlanContext) -> PhysicalOperator:
+    if op.keys:
+        assert op.num_blocks is not None, "repartition by keys needs num_blocks"
+        sort_keys = [(k, "ascending") for k in op.keys] if op.sort else None
+        reduce = ConcatReduce(sort_keys, _max_block_bytes(pc))
+        return _exchange(op, inputs, pc, plans.HashPlan(
+            op.keys, op.num_blocks, reduce, "repartition: hash partition by keys"))
+    if op.shuffle:
+        assert op.num_blocks is not None, "a shuffling repartition needs num_blocks"
+        return _exchange(op, inputs, pc, plans.ShufflePlan(None, op.num_blocks,
+                                                           _max_block_bytes(pc)))
+    _keep_order_upstream(inputs[0])  # consecutive rows stay consecutive, in order
+    return _exchange(op, inputs, pc, plans.SplitPlan(op.num_blocks,
+                                                     op.target_num_rows_per_block))
+
+
+def _plan_randomize_blocks(op: la.RandomizeBlocks, inputs: list[PhysicalOperator],
+                           pc: PlanContext) -> PhysicalOperator:
+    seed = _seed(op.seed, pc)
+    return pc.add(AllToAllOperator(
+        op.name, inputs, lambda items, state: bulk.randomize_blocks(items, state, seed)))
+
+
+def _plan_zip(op: la.Zip, inputs: list[PhysicalOperator],
+              pc: PlanContext) -> PhysicalOperator:
+    for side in inputs:  # row i of every input: each must arrive in its order
+        _keep_order_upstream(side)
+    return _exchange(op, inputs, pc, plans.ZipPlan(len(inputs)))
 
 
 _REGISTRY: dict[type, PlanFn] = {
@@ -265,8 +430,17 @@ _REGISTRY: dict[type, PlanFn] = {
     lo.PartialAggregate: _plan_map,
     lo.InputData: _plan_input,
     lo.Limit: _plan_limit,
-    lo.AllToAll: _plan_all_to_all,
     lo.NAry: _plan_nary,
+    la.MapGroups: _plan_map,
+    la.Sort: _plan_sort,
+    la.TopK: _plan_top_k,
+    la.Aggregate: _plan_aggregate,
+    la.GroupPartition: _plan_group_partition,
+    la.Join: _plan_join,
+    la.RandomShuffle: _plan_random_shuffle,
+    la.Repartition: _plan_repartition,
+    la.RandomizeBlocks: _plan_randomize_blocks,
+    la.Zip: _plan_zip,
 }
 
 
@@ -298,5 +472,7 @@ def describe_physical(ops: list[PhysicalOperator]) -> str:
             extra = f" actors={op.min_size}..{op.max_size}"
         elif isinstance(op, TaskPoolMapOperator) and op.concurrency:
             extra = f" concurrency={op.concurrency}"
+        elif isinstance(op, (ExchangeOperator, BroadcastJoinOperator)):
+            extra = f" {op.describe()}"
         lines.append(f"{kind}[{op.name}]{extra}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from engine.logical.all_to_all import Aggregate
 from engine.logical.operators import (
     Filter,
     LogicalOperator,
@@ -44,8 +45,8 @@ def _consumer_needs(op: LogicalOperator) -> set[str] | None:
         if op.select is None or op.drop or op.rename or op.udf_columns:
             return None
         return _through_exprs(set(op.select), op.exprs)
-    if isinstance(op, PartialAggregate):
-        needed: set[str] = set()
+    if isinstance(op, (PartialAggregate, Aggregate)):
+        needed: set[str] = set(op.keys) if isinstance(op, Aggregate) else set()
         for agg in op.aggs:
             read = agg.columns_read() if hasattr(agg, "columns_read") else None
             if read is None:

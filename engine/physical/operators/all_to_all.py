@@ -32,7 +32,7 @@ class AllToAllOperator(PhysicalOperator):
         for index, queue in enumerate(self.inqueues):
             while queue:
                 item = self.pop_input(index)
-                state.keep(item)
+                state.keep(item, self)
                 self._gathered[index].append(item)
                 changed = True
         if not self._ran and self.all_inputs_done and not self.cancelled:

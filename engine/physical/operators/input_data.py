@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.physical.interfaces import PhysicalOperator
+from engine.runtime.interfaces import BlockRef
 
 if TYPE_CHECKING:
     from engine.physical.executor import ExecutorState
@@ -19,6 +20,16 @@ class InputDataOperator(PhysicalOperator):
     def num_items(self) -> int:
         """Items still to hand out (all of them before the execution starts)."""
         return len(self._items)
+
+    @property
+    def items_are_blocks(self) -> bool:
+        """Whether the items are existing blocks (not read tasks)."""
+        return all(isinstance(i, BlockRef) for i in self._items)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of the items (blocks) still to hand out."""
+        return sum(i.size_bytes for i in self._items if isinstance(i, BlockRef))
 
     def start(self, state: ExecutorState) -> None:
         super().start(state)

@@ -74,6 +74,9 @@ class MapOperator(PhysicalOperator):
         self._running: list[_Running] = []
         self._stopped: list[TaskHandle] = []  # cancelled by shutdown(), maybe still running
         self._next_task_idx = 0
+        # Emit in input order even without preserve_order (a seeded shuffle downstream
+        # needs its input in a reproducible order).
+        self.keep_order = False
 
     @property
     def num_running(self) -> int:
@@ -117,7 +120,8 @@ class MapOperator(PhysicalOperator):
         changed = False
         for running in list(self._running):
             head = running is self._running[0]
-            if state.preserve_order and not head:
+            ordered = state.preserve_order or self.keep_order
+            if ordered and not head:
                 break
             if running.handle.has_output and state.output_has_room(self):
                 for item in running.handle.take():
@@ -130,7 +134,7 @@ class MapOperator(PhysicalOperator):
                 self._running.remove(running)
                 self._on_task_done(running, state)
                 changed = True
-            elif state.preserve_order:
+            elif ordered:
                 break
         return changed
 
