@@ -1,7 +1,7 @@
 """The zygote (both ends): a warm process that forks workers on request.
 
-Started by the driver as ``python -m engine.runtime.zygote CMD_FD REPLY_FD`` while the
-driver is still importing. It imports pyarrow, numpy, ZeroMQ and cloudpickle once (with
+Started by the driver as ``python -m engine.runtime.zygote CMD_FD REPLY_FD DRIVER_PID``
+while the driver is still importing. It imports pyarrow, numpy, ZeroMQ and cloudpickle once (with
 BLAS/OpenMP pools already sized by the environment), never creates a ZeroMQ context or a
 thread, and forks a worker per request, so a worker is ready in milliseconds and never runs
 the user's ``__main__``. Requests are JSON lines on CMD_FD; each reply is the child's pid.
@@ -131,6 +131,7 @@ class Zygote:
         os.close(reply_w)
         self._replies = os.fdopen(self._reply_r, "r")
         self._ready = False
+        self._closed = False
         self._lock = threading.Lock()
 
     def fork(self, request: dict[str, Any]) -> int:
@@ -149,6 +150,10 @@ class Zygote:
         return int(line)
 
     def close(self) -> None:
+        """Stop the zygote (idempotent); its workers are the cluster's to stop."""
+        if self._closed:
+            return  # its descriptor numbers may belong to other files by now
+        self._closed = True
         with contextlib.suppress(OSError):  # a dead zygote: its pipe is broken
             os.write(self._cmd_w, b'{"op": "exit"}\n')  # not end-of-file alone: not a death
         with contextlib.suppress(OSError):
