@@ -198,7 +198,7 @@ class Worker:
         if fn is not None:
             self.fns.move_to_end(digest)
             return fn
-        if not fn_frame.bytes:  # the driver mirrors this cache; a miss is re-sent, not fatal
+        if not fn_frame.buffer.nbytes:  # the driver mirrors this cache: a miss is re-sent
             raise _SystemFailure(p.SYS_FN_MISSING, "the worker's function cache lost the task's "
                                  "function")
         fn = cloudpickle.loads(fn_frame.buffer)
