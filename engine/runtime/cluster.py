@@ -64,8 +64,9 @@ from engine.runtime.zygote import Zygote
 
 logger = logging.getLogger(__name__)
 
-_ZYGOTE_RESTARTS = 3  # restarts in a row for one fork before the runtime gives up
+_ZYGOTE_RESTARTS = 3  # zygote restarts with no successful fork between before giving up
 _MAX_REBUILDS = 3  # times one task may wait for lost inputs to be rebuilt
+
 
 @dataclass
 class _Task:
