@@ -601,6 +601,9 @@ class LocalCluster:
         elsewhere, a new worker takes its place; an actor's restart count is not charged."""
         if wid in self._workers:
             logger.warning("starting worker %s failed; starting another", wid)
+            # If it did start (and said READY), send it home; if it has not connected yet,
+            # its READY will be answered so (see _drain_router).
+            self._send(wid, p.encode_header(p.SHUTDOWN))
             self._on_worker_death(wid, charge_actor=False)
 
     def _on_forked(self, wid: str, pid: int) -> None:
