@@ -81,8 +81,9 @@ from engine.runtime.zygote import Zygote
 logger = logging.getLogger(__name__)
 
 _IPC_PATH_MAX = 107  # bytes in a unix socket's sun_path, less the terminating NUL
-_ZYGOTE_RESTARTS = 3  # restarts in a row for one fork before the runtime gives up
+_ZYGOTE_RESTARTS = 3  # zygote restarts with no successful fork between before giving up
 _MAX_REBUILDS = 3  # times one task may wait for lost inputs to be rebuilt
+
 
 @dataclass
 class _Task:
@@ -213,6 +214,7 @@ class LocalCluster:
         self._failure_listeners: list[Callable[[FailureEvent], None]] = []
         self._failed: RuntimeFailedError | None = None
         self._spill_scheduled = False
+        self._fork_failures = 0  # in a row
         self._lineage = Lineage(self.store.holds)
         self.store.recover = self._recover_block
         self.blocks_rebuilt = 0
@@ -531,8 +533,9 @@ class LocalCluster:
                 return
             wid = frames[0].bytes.decode(errors="replace")
             worker = self._workers.get(wid)
-            if worker is None:  # a worker declared dead (or a stranger): dropped unread
-                self.messages_rejected += 1
+            if worker is None:  # declared dead (late messages are dropped), a stranger, or a
+                self.messages_rejected += 1  # process a dying zygote forked unseen
+                self._send(wid, p.encode_header(p.SHUTDOWN))
                 continue
             if not worker.authenticated:
                 if not self._authenticate(worker, frames):
@@ -594,6 +597,8 @@ class LocalCluster:
             self._retire_actor(cmd[1], ActorDiedError(f"actor {cmd[1]} was killed"))
         elif kind == "forked":
             self._on_forked(cmd[1], cmd[2])
+        elif kind == "fork_failed":
+            self._on_fork_failed(cmd[1])
         elif kind == "spilled":
             self._spill_scheduled = False
             if cmd[1]:  # progress: go on; a failed pass waits for the next new block
@@ -635,7 +640,9 @@ class LocalCluster:
         unless ``now`` (only before the IO thread starts).
 
         The worker is known at once (pid 0, no pidfd) so that its READY, which may arrive
-        before the fork is confirmed here, is not dropped."""
+        before the fork is confirmed here, is not dropped. A worker id is never asked for
+        twice: a zygote that dies during a request may have forked a process we cannot
+        watch, and that one must not share an identity with its replacement."""
         wid = f"w{next(self._worker_ids)}"
         request = {
             "worker_id": wid, "address": self.address, "driver_pid": os.getpid(),
@@ -647,29 +654,53 @@ class LocalCluster:
         self.workers_started += 1
         if actor_id is not None:
             self._actors[actor_id].worker = wid
-        if now:
-            self._on_forked(wid, self._fork_pid(request))
-        else:
-            self._background.submit(lambda: self._command(("forked", wid,
-                                                           self._fork_pid(request))))
+        if not now:
+            self._background.submit(lambda: self._fork(wid, request))
+            return
+        try:
+            pid = self._zygote.fork(request)
+        except (OSError, RuntimeError, ValueError) as exc:
+            self._restart_zygote(exc)
+            del self._workers[wid]
+            self._start_worker(actor_id, env, now=True)
+            return
+        self._on_forked(wid, pid)
 
-    def _fork_pid(self, request: dict[str, Any]) -> int:
-        """Fork a worker and return its pid; a zygote found dead is replaced (a few times in
-        a row at most: past that, the failure fails the runtime)."""
-        for restarts_left in range(_ZYGOTE_RESTARTS, -1, -1):
-            try:
-                return self._zygote.fork(request)
-            except (OSError, RuntimeError, ValueError) as exc:
-                if not restarts_left:
-                    raise
-                logger.warning("the engine's zygote failed (%s: %s); restarting it",
-                               type(exc).__name__, exc)
-                old = self._zygote
-                self._zygote = Zygote(old.preload)
-                self.zygote_restarts += 1
-                with contextlib.suppress(Exception):
-                    old.close()
-        raise AssertionError("unreachable: the loop returns or raises")
+    def _fork(self, wid: str, request: dict[str, Any]) -> None:
+        """(Background thread.) Fork a worker; if the zygote is dead, replace it and let the
+        IO thread start the worker again under a new id."""
+        try:
+            pid = self._zygote.fork(request)
+        except (OSError, RuntimeError, ValueError) as exc:
+            self._restart_zygote(exc)
+            self._command(("fork_failed", wid))
+            return
+        self._fork_failures = 0
+        self._command(("forked", wid, pid))
+
+    def _restart_zygote(self, cause: BaseException) -> None:
+        """Replace a dead zygote; too many failures in a row fail the runtime."""
+        self._fork_failures += 1
+        if self._fork_failures > _ZYGOTE_RESTARTS:
+            raise RuntimeError(f"the engine's zygote failed {self._fork_failures} times in a "
+                               f"row; last: {type(cause).__name__}: {cause}") from cause
+        logger.warning("the engine's zygote failed (%s: %s); restarting it",
+                       type(cause).__name__, cause)
+        old = self._zygote
+        self._zygote = Zygote(old.preload)
+        self.zygote_restarts += 1
+        with contextlib.suppress(Exception):
+            old.close()
+
+    def _on_fork_failed(self, wid: str) -> None:
+        """A worker that may never have started (or started unwatched): its work goes
+        elsewhere, a new worker takes its place; an actor's restart count is not charged."""
+        if wid in self._workers:
+            logger.warning("starting worker %s failed; starting another", wid)
+            # If it did start (and said READY), send it home; if it has not connected yet,
+            # its READY will be answered so (see _drain_router).
+            self._send(wid, p.encode_header(p.SHUTDOWN))
+            self._on_worker_death(wid, charge_actor=False)
 
     def _on_forked(self, wid: str, pid: int) -> None:
         worker = self._workers.get(wid)
@@ -1042,7 +1073,7 @@ class LocalCluster:
         else:
             actor.queue.appendleft(task.key)
 
-    def _on_worker_death(self, wid: str) -> None:
+    def _on_worker_death(self, wid: str, charge_actor: bool = True) -> None:
         worker = self._workers.pop(wid, None)
         if worker is None:
             return
@@ -1057,7 +1088,7 @@ class LocalCluster:
         # after we stopped listening to it) have no BlockRef and would stay forever.
         self.store.remove_unreported(f"{wid}-{worker.pid}-")
         if worker.actor_id is not None:
-            self._on_actor_death(worker)
+            self._on_actor_death(worker, charge_actor)
             return
         for key in worker.tasks:
             task = self._tasks.get(key)
@@ -1077,15 +1108,18 @@ class LocalCluster:
                     f"{task.attempt + 1} time(s) (max_retries={task.max_retries})"))
         if worker.retiring:
             return
-        logger.warning("worker pid %d died; starting a replacement", worker.pid)
+        if worker.pid:
+            logger.warning("worker pid %d died; starting a replacement", worker.pid)
         self._report_failure("worker_died", f"worker pid {worker.pid}")
         self._start_worker(None, {})
 
-    def _on_actor_death(self, worker: _Worker) -> None:
+    def _on_actor_death(self, worker: _Worker, charge: bool = True) -> None:
         actor = self._actors.get(worker.actor_id)  # type: ignore[arg-type]
         if actor is None or actor.dead or actor.worker != worker.worker_id:
             return  # a retired actor, or an instance already replaced
-        if actor.handle.restarts >= actor.max_restarts:
+        if not charge:
+            actor.handle.restarts -= 1  # undone below: a failed start is not a restart
+        elif actor.handle.restarts >= actor.max_restarts:
             self._retire_actor(actor.actor_id, ActorDiedError(
                 f"actor {actor.actor_id} died (pid {worker.pid}) and exhausted "
                 f"max_restarts={actor.max_restarts}"))

@@ -222,7 +222,7 @@ class Worker:
         if fn is not None:
             self.fns.move_to_end(digest)
             return fn
-        if not fn_frame.bytes:  # the driver mirrors this cache; a miss is re-sent, not fatal
+        if not fn_frame.buffer.nbytes:  # the driver mirrors this cache: a miss is re-sent
             raise _SystemFailure(p.SYS_FN_MISSING, "the worker's function cache lost the task's "
                                  "function")
         fn = cloudpickle.loads(fn_frame.buffer)
@@ -238,9 +238,9 @@ class Worker:
         cpu0 = time.process_time()
         try:
             self._drain_control(0)  # a CANCEL sent after this call was queued comes first
-            if key in self.cancelled:
+            fn = self._function(digest, frames[1])  # even if cancelled: the driver mirrors
+            if key in self.cancelled:               # this cache and counts it as sent
                 raise _Cancelled()
-            fn = self._function(digest, frames[1])
             args = [_resolve(a) for a in pickle.loads(frames[2].buffer)]
             result = fn(self.instance, *args) if self.is_actor else fn(*args)
             if isinstance(result, Iterator):

@@ -195,3 +195,12 @@ def test_lost_block_without_lineage_is_an_object_lost_error_not_a_skipped_block(
         ds.map_batches(lambda b: {"id": b["id"] + 1}).materialize()
     with pytest.raises(ObjectLostError, match=victim.block_id):
         list(ds.iter_batches())
+
+
+def test_dead_worker_is_not_a_skippable_block(tmp_path, fresh_context):
+    fresh_context.max_errored_blocks = -1  # UDF errors would be dropped; a crash must not be
+    ds = ed.range(N, override_num_blocks=BLOCKS).map_batches(
+        _double_or_die, fn_kwargs={"marker": str(tmp_path / "died")}, batch_size=5000,
+        max_retries=0)
+    with pytest.raises(WorkerCrashedError, match="died"):
+        ds.materialize()

@@ -282,3 +282,23 @@ def test_failing_spill_is_not_retried_in_a_busy_loop(make_cluster, rt, tmp_path,
     assert 1 <= settled <= len(streamed) + 1  # one pass per new block at most, no spinning
     assert cluster.store.spill_failures >= 1
     assert [r.get()["i"][0].as_py() for r in kept + streamed] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
+
+
+def test_worker_forked_by_a_zygote_that_died_before_replying_is_sent_home(cluster, rt):
+    zygote = cluster._zygote
+    real_fork = zygote.fork
+    orphans = []
+
+    def fork_then_lose_the_reply(request):
+        orphans.append(real_fork(request))  # the worker starts under this id...
+        zygote.fork = real_fork
+        raise RuntimeError("the engine's zygote exited")  # ...but the driver never hears
+
+    zygote.fork = fork_then_lose_the_reply
+    actor = cluster.create_actor(Counter)
+    assert value_of(actor.submit(bump, (3,))) == 3  # started again under a new id
+    assert cluster.zygote_restarts == 1 and actor.restarts == 0
+    rt.wait_until(lambda: rt.process_gone(orphans[0]), what="the unwatched worker to exit")
+    assert orphans[0] not in cluster.worker_pids()
+    assert [value_of(cluster.submit(add, (i, 1))) for i in range(3)] == [1, 2, 3]
+    actor.kill()
