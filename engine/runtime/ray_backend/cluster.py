@@ -92,6 +92,7 @@ class RayCluster:
         self._running: dict[str, int] = {}  # tasks placed per node id, still running
         self._nodes: list[tuple[str, float]] = []
         self._nodes_at = 0.0
+        self._turn = 0
         self._listeners: list[Callable[[FailureEvent], None]] = []
         totals = ray.cluster_resources()
         self.num_cpus = 1
@@ -153,7 +154,11 @@ class RayCluster:
             nodes = self._alive_nodes()
             if not nodes:
                 return None
-            node_id, _ = min(nodes, key=lambda n: (self._running.get(n[0], 0) + 1) / n[1])
+            # Ties go round-robin, so tasks that run one after another still spread.
+            self._turn += 1
+            order = {n[0]: (i - self._turn) % len(nodes) for i, n in enumerate(nodes)}
+            node_id, _ = min(nodes, key=lambda n: ((self._running.get(n[0], 0) + 1) / n[1],
+                                                   order[n[0]]))
             self._running[node_id] = self._running.get(node_id, 0) + 1
             return node_id
 
@@ -206,14 +211,17 @@ class RayCluster:
 
     def submit_actor_call(self, actor: Any, fn: Callable[..., Any], args: tuple[Any, ...], *,
                           name: str, credits: int | None,
-                          notify: Callable[[], None] | None) -> RayTaskHandle:
+                          notify: Callable[[], None] | None,
+                          actor_error: Callable[[], BaseException | None] | None = None,
+                          ) -> RayTaskHandle:
         self._check_running()
         digest, box = self._code(fn)
         credits = credits or self.default_credits
         gen = actor.call.options(num_returns="streaming",
                                  _generator_backpressure_num_objects=2 * credits + 1) \
             .remote(digest, box, tuple(args))
-        return RayTaskHandle(next(self._keys), name, gen, self, notify, credits)
+        return RayTaskHandle(next(self._keys), name, gen, self, notify, credits,
+                             actor_error=actor_error)
 
     # ------------------------------------------------------------------ actors
     def create_actor(self, cls: type, args: tuple[Any, ...] = (),

@@ -42,7 +42,8 @@ class RayTaskHandle:
 
     def __init__(self, key: int, name: str, generator: Any, cluster: RayCluster,
                  notify: Callable[[], None] | None, credits: int,
-                 on_done: Callable[[], None] | None = None) -> None:
+                 on_done: Callable[[], None] | None = None,
+                 actor_error: Callable[[], BaseException | None] | None = None) -> None:
         self.key = key
         self.name = name
         self.credits = credits
@@ -53,6 +54,7 @@ class RayTaskHandle:
         self._cluster = cluster
         self._notify = notify
         self._on_done = on_done
+        self._actor_error = actor_error  # an actor call fails as its actor did
         self._outputs: collections.deque[Any] = collections.deque()
         self._cancelled = False
         self._cond = threading.Condition()
@@ -104,7 +106,10 @@ class RayTaskHandle:
         except ray.exceptions.TaskCancelledError:
             error = None
         except Exception as exc:
-            error = None if self._cancelled else from_ray_error(exc, f"task {self.name}")
+            owner = self._actor_error() if self._actor_error is not None else None
+            error = None if self._cancelled else \
+                owner if isinstance(owner, RemoteError) else \
+                from_ray_error(exc, f"task {self.name}")
         self._finish(error)
 
     def _push(self, item: Any) -> None:
@@ -234,7 +239,8 @@ class RayActorHandle:
         if self._actor is None:
             raise self.error or ActorDiedError(f"actor {self.actor_id} was killed")
         return self._cluster.submit_actor_call(self._actor, fn, args, name=name or "actor-call",
-                                               credits=credits, notify=notify)
+                                               credits=credits, notify=notify,
+                                               actor_error=lambda: self.error)
 
     def kill(self) -> None:
         """Stop the actor; calls still queued fail."""

@@ -79,6 +79,12 @@ class RayBlockRef(BlockRef):
     def in_store(self) -> bool:
         return True
 
+    @property
+    def location(self) -> BlockArg:
+        """What another process needs to read the block: the bare ``ObjectRef`` (Ray
+        counts that process as a borrower while it holds it)."""
+        return BlockArg(self.object_ref)
+
     def get(self) -> pa.Table:
         """Fetch the block (zero-copy from this node's object store)."""
         import ray

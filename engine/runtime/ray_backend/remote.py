@@ -82,12 +82,12 @@ def _resolve(args: tuple[Any, ...]) -> list[Any]:
     return out
 
 
-def stream(fn: Any, args: tuple[Any, ...], instance: Any = None) -> Iterator[Any]:
+def stream(fn: Any, args: tuple[Any, ...], bound: tuple[Any, ...] = ()) -> Iterator[Any]:
     """Run ``fn`` and yield its outputs as records (see the module docstring)."""
     cpu0 = time.process_time()
     try:
         resolved = _resolve(args)
-        result = fn(*resolved) if instance is None else fn(instance, *resolved)
+        result = fn(*bound, *resolved)
         items = result if isinstance(result, Iterator) else \
             iter(() if result is None else (result,))
         for item in items:
@@ -138,12 +138,15 @@ class ActorHost:
             self.init_error = _error_record(exc)
 
     def call(self, digest: bytes, box: list[Any], args: tuple[Any, ...]) -> Iterator[Any]:
+        if self.init_error is not None:  # every call fails as the constructor did
+            yield self.init_error
+            return
         try:
             fn = _CODE.load(digest, box)
         except Exception as exc:
             yield _error_record(exc)
             return
-        yield from stream(fn, args, self.instance)
+        yield from stream(fn, args, (self.instance,))
 
     def ready(self) -> tuple[Any, ...] | None:
         """``None`` once the object is built, or the constructor's error record."""
