@@ -104,7 +104,7 @@ class RayRelayServer:
         name = f"engine-split-{uuid.uuid4().hex}"
         namespace = ray.get_runtime_context().namespace
         here = ray.get_runtime_context().get_node_id()
-        self._relay = ray.remote(SplitRelay).options(
+        self._relay: Any = ray.remote(SplitRelay).options(
             name=name, namespace=namespace, num_cpus=0, max_concurrency=1000,
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
         ).remote(self.authkey)
@@ -196,7 +196,7 @@ def relay_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_Fetc
 
     def ask(message: tuple[Any, ...]) -> tuple[str, Any]:
         try:
-            reply: tuple[str, Any] = ray.get(relay.request.remote(authkey, conn_id, message))
+            reply: Any = ray.get(relay.request.remote(authkey, conn_id, message))
         except ray.exceptions.RayError as exc:
             raise RuntimeError("streaming_split: lost the coordinator's relay (the process "
                                "that called streaming_split exited?)") from exc
