@@ -8,7 +8,8 @@ each), switching only when a test asks for the other kind: Ray takes seconds to 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -55,6 +56,18 @@ class RayInstances:
             self.cluster.wait_for_nodes()
             self.kind = "two"
         return self.cluster
+
+    def remove_worker_node_once(self, condition: Callable[[], bool],
+                                timeout: float = 120.0) -> None:
+        """Remove the worker node as soon as ``condition()`` holds (a handshake the test
+        sets up); the next ``two_nodes()`` starts a fresh cluster."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "the handshake never came"
+            time.sleep(0.05)
+        assert self.cluster is not None
+        self.cluster.remove_node(self.worker_node)
+        self.kind = "two-broken"
 
     def close(self) -> None:
         self._stop()
