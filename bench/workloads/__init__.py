@@ -28,7 +28,8 @@ from typing import Any
 WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest")
 
 # Which functions of a workload module implement it for an engine.
-_SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop"}
+_SUFFIX = {"engine": "", "engine-ray": "", "ray": "", "daft": "_daft",
+           "pyarrow-loop": "_pyarrow_loop"}
 
 
 @dataclass

@@ -79,7 +79,7 @@ def test_streaming_split_consumed_on_two_nodes(two_nodes):
         .streaming_split(2, equal=True)
     results = ray.get([
         _consume.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-        .remote(it) for it, node in zip(its, nodes)])
+        .remote(it) for it, node in zip(its, nodes, strict=True)])
     assert [r[0] for r in results] == [500, 500]
     assert sum(r[1] for r in results) == 499500  # equal=True drops no row of 1000
     assert {r[2] for r in results} == set(nodes)

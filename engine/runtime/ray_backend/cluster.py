@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,20 @@ def engine_runtime_env(runtime_env: dict[str, Any] | None, ship_engine: bool) ->
     return env
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, and clearly, when nothing listens at an explicit ``host:port`` (Ray
+    itself retries for minutes)."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(
+            f"engine.init(address={address!r}): no Ray cluster answers there ({exc}). "
+            "Check the head node's address and port (`ray status` on the head node)") from exc
+
+
 class RayCluster:
     """The engine's runtime on Ray Core.
 
@@ -73,6 +88,7 @@ class RayCluster:
         self.default_credits = default_credits
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
+            check_reachable(address)
             env = engine_runtime_env(runtime_env, ship_engine)
             try:
                 ray.init(address=None if address == "local" else address,
