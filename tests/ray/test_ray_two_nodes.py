@@ -85,6 +85,25 @@ def test_streaming_split_consumed_on_two_nodes(two_nodes):
     assert {r[2] for r in results} == set(nodes)
 
 
+def test_write_and_read_on_shared_storage(two_nodes, tmp_path):
+    """Both nodes run on this machine, so tmp_path is shared: the write lands whole."""
+    out = str(tmp_path / "out")
+    ed.range(600, override_num_blocks=6).map_batches(_tag_node).write_parquet(out)
+    back = ed.read_parquet(out)
+    rows = back.take_all()
+    assert sorted(r["id"] for r in rows) == list(range(600))
+    assert len({r["node"] for r in rows}) == 2  # written from both nodes
+
+
+def test_local_path_missing_on_nodes_is_a_clear_error(two_nodes, tmp_path):
+    from engine.io.filesystem import resolve_filesystem
+    from engine.shared_storage import check_shared_read
+
+    _, handle = resolve_filesystem([str(tmp_path)], None)
+    with pytest.raises(ValueError, match="2 of the cluster's 2 nodes cannot see it"):
+        check_shared_read(handle, str(tmp_path / "only-on-the-driver.parquet"))
+
+
 def test_worker_node_removed_mid_pipeline(two_nodes, ray_instances, tmp_path):
     """The worker node goes away while a task runs on it: the result is exact (Ray retries
     the task on the head node) or the error is the engine's typed system error; no hang."""
