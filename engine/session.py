@@ -129,7 +129,8 @@ def _connect_ray(address: str, num_cpus: int | None, num_gpus: int | None,
 
     ship = os.environ.get("ENGINE_SHIP_PACKAGE", "1") != "0"
     cluster: Runtime = RayCluster(address, runtime_env=runtime_env, ship_engine=ship,
-                                  default_credits=DataContext.get_current().task_output_credits)
+                                  default_credits=DataContext.get_current().task_output_credits,
+                                  preload=_WORKER_PRELOAD)
     return cluster
 
 
