@@ -98,9 +98,11 @@ def start_server(coordinator: SplitCoordinator) -> None:
 
     cluster = session.get_cluster()
     if not isinstance(cluster, LocalCluster):  # Ray: consumers reach it through an actor
+        from engine.runtime.ray_backend.cluster import RayCluster
         from engine.split_transport_ray import start_ray_server
 
-        start_ray_server(coordinator)
+        assert isinstance(cluster, RayCluster), f"no split transport for {cluster!r}"
+        start_ray_server(coordinator, cluster)
         return
     server = SplitServer(coordinator, cluster.store.dir)
     coordinator.server = server

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.runtime.ray_backend.cluster import RayCluster
     from engine.streaming_split import SplitCoordinator
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ class _RelayConnection:
         return message
 
     def send(self, reply: Any) -> None:
+        import ray
+
+        if not ray.is_initialized():  # shut down: a call now would start a new Ray
+            raise OSError("Ray is shut down")
         self._relay.reply.remote(self._conn_id, reply)
 
     def close(self) -> None:
@@ -96,7 +101,7 @@ class _RelayConnection:
 class RayRelayServer:
     """The driver's side: the relay actor and the thread that serves its requests."""
 
-    def __init__(self, coordinator: SplitCoordinator) -> None:
+    def __init__(self, coordinator: SplitCoordinator, cluster: RayCluster) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -112,6 +117,7 @@ class RayRelayServer:
         self._coordinator = weakref.ref(coordinator)
         self._connections: dict[str, _RelayConnection] = {}
         self._stopped = threading.Event()
+        cluster.add_shutdown_hook(self.stop)
         threading.Thread(target=self._pump, name="engine-split-relay", daemon=True).start()
 
     def _pump(self) -> None:
@@ -119,7 +125,9 @@ class RayRelayServer:
 
         from engine.split_transport import _serve
 
-        while not self._stopped.is_set():
+        # Each check of ray.is_initialized() matters: an actor call after Ray's shutdown
+        # would start a new local Ray instance (Ray's auto-init).
+        while not self._stopped.is_set() and ray.is_initialized():
             try:
                 requests = ray.get(self._relay.pull.remote(_POLL_S))
             except Exception as exc:  # the relay or Ray is gone: nothing left to serve
@@ -159,9 +167,10 @@ class RayRelayServer:
                 ray.kill(self._relay)
 
 
-def start_ray_server(coordinator: SplitCoordinator) -> None:
-    """Serve ``coordinator`` through a relay actor until it is garbage-collected."""
-    server = RayRelayServer(coordinator)
+def start_ray_server(coordinator: SplitCoordinator, cluster: RayCluster) -> None:
+    """Serve ``coordinator`` through a relay actor until it is garbage-collected or the
+    engine shuts down."""
+    server = RayRelayServer(coordinator, cluster)
     coordinator.server = server  # type: ignore[assignment]
     weakref.finalize(coordinator, server.stop)
 

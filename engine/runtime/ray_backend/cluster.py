@@ -119,6 +119,7 @@ class RayCluster:
         self._stopped = False
         self._preload = preload
         self._warmed = False
+        self._shutdown_hooks: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ resources
     def _refresh_totals(self, totals: dict[str, float]) -> None:
@@ -343,6 +344,12 @@ class RayCluster:
                 self._unplace(node_id)
         return len(ready) == len(refs)
 
+    def add_shutdown_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` at shutdown, before Ray is disconnected (threads of the caller
+        that use Ray must stop first: a Ray call after it would start a new Ray)."""
+        with self._lock:
+            self._shutdown_hooks.append(hook)
+
     def _check_running(self) -> None:
         if self._stopped:
             raise RuntimeError("the engine's Ray runtime is shut down")
@@ -356,6 +363,12 @@ class RayCluster:
         self._stopped = True
         with self._lock:
             actors = list(self._actors.values())
+            hooks, self._shutdown_hooks = self._shutdown_hooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("a shutdown hook of the Ray runtime raised")
         for actor in actors:
             actor.kill()
         if self._owns_ray:

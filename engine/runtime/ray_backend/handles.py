@@ -167,7 +167,7 @@ class RayTaskHandle:
             dropped = list(self._outputs)
             self._outputs.clear()
             self._cond.notify_all()
-        if gen is not None:
+        if gen is not None and ray.is_initialized():
             with contextlib.suppress(Exception):
                 ray.cancel(gen)
         del dropped
@@ -216,6 +216,8 @@ class RayActorHandle:
         import ray
 
         try:
+            if not ray.is_initialized():  # shut down already: a call would start a new Ray
+                raise ActorDiedError(f"actor {self.actor_id}: Ray is shut down")
             record = ray.get(self._actor.ready.remote())
             if record is not None:  # the constructor raised: the actor is of no use
                 self._fail(remote_error(record))
@@ -252,5 +254,6 @@ class RayActorHandle:
         if self.error is None:
             self.error = ActorDiedError(f"actor {self.actor_id} was killed")
         self._cluster.forget_actor(self)
-        with contextlib.suppress(Exception):
-            ray.kill(actor, no_restart=True)
+        if ray.is_initialized():
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
