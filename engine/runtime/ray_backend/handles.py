@@ -117,6 +117,7 @@ class RayTaskHandle:
             if self._cancelled:
                 return
             self._outputs.append(item)
+            self._cond.notify_all()
         if self._notify is not None:
             self._notify()
 
