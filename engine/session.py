@@ -48,9 +48,10 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
         num_gpus: GPUs handed to actors (default: detected).
         address: ``None`` or ``"local"``: the embedded cluster on this machine.
             ``"auto"``: the Ray cluster named by ``RAY_ADDRESS`` or started on this
-            machine with ``ray start`` (an error if there is none). ``"ray://host:port"``
-            or ``"host:port"``: that Ray cluster. The ``ENGINE_ADDRESS`` environment
-            variable sets the default.
+            machine with ``ray start`` (an error if there is none). ``"host:port"``: the
+            Ray cluster whose head node (GCS) listens there. ``"ray://host:port"`` (Ray
+            Client) is refused with a hint: Ray Client does not stream task outputs. The
+            ``ENGINE_ADDRESS`` environment variable sets the default.
         object_store_memory: The block store's budget in bytes (default:
             ``DataContext.memory_budget``).
         runtime_env: On a Ray cluster, Ray's runtime environment for this job's workers;

@@ -88,6 +88,13 @@ def test_engine_address_selects_ray(ray_instances, monkeypatch):
         ed.shutdown()
 
 
+def test_ray_client_address_is_refused_with_a_hint(ray_instances):
+    ray_instances.single()
+    ed.shutdown()
+    with pytest.raises(ValueError, match="Ray Client"):
+        ed.init(address="ray://127.0.0.1:10001")
+
+
 def test_num_cpus_with_a_ray_address_is_refused(ray_instances):
     ray_instances.single()
     ed.shutdown()
@@ -102,3 +109,19 @@ def test_runs_with_token_authentication(ray_single):
 
     assert get_authentication_mode() == AuthenticationMode.TOKEN
     assert ed.range(100).map_batches(lambda b: b).sum("id") == 4950
+
+
+def test_the_local_path_never_imports_ray(tmp_path):
+    code = ("import sys\n"
+            "import engine as ed\n"
+            f"out = {str(tmp_path / 'out')!r}\n"
+            "ed.range(100).map_batches(lambda b: b).write_parquet(out)\n"
+            "assert ed.read_parquet(out).count() == 100\n"
+            "its = ed.range(10).streaming_split(2)\n"
+            "assert sum(len(b['id']) for it in its for b in it.iter_batches()) == 10\n"
+            "ed.shutdown()\n"
+            "print('RAY IMPORTED' if 'ray' in sys.modules else 'NO RAY')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "ENGINE_ADDRESS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip().endswith("NO RAY"), out

@@ -71,8 +71,9 @@ class RayCluster:
     """The engine's runtime on Ray Core.
 
     Args:
-        address: Passed to ``ray.init``: ``"auto"``, ``"host:port"``, ``"ray://host:port"``,
-            or ``"local"`` to start a Ray instance on this machine.
+        address: Passed to ``ray.init``: ``"auto"``, ``"host:port"``, or ``"local"`` to start
+            a Ray instance on this machine (``"ray://"``, Ray Client, is refused: it does
+            not stream generator outputs).
         runtime_env: Ray's runtime environment for this job's workers.
         ship_engine: Add this ``engine`` package to ``runtime_env["py_modules"]``.
         default_credits: Outputs a task may run ahead of its consumer.
@@ -87,6 +88,14 @@ class RayCluster:
 
         self.address = address
         self.default_credits = default_credits
+        if address.startswith("ray://"):
+            # Ray Client does not stream generator outputs (num_returns="streaming"), and
+            # every task of the engine streams its blocks.
+            raise ValueError(
+                f"engine.init(address={address!r}): Ray Client (ray://) cannot run the "
+                "engine's streaming tasks; run the driver on the cluster (`ray job submit`, "
+                "then engine.init(address='auto')) or connect to the head node's GCS "
+                "address (host:6379)")
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             check_reachable(address)
