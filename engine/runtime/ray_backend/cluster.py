@@ -11,6 +11,7 @@ Actors do ask for their ``num_cpus``/``num_gpus`` (and ``memory``, custom ``reso
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import logging
@@ -335,7 +336,9 @@ class RayCluster:
         if self._warmed:
             return True
         self._warmed = True
-        warm = ray.remote(num_cpus=0)(_import_modules)
+        # The real task path with a function that imports ``preload``: each worker also
+        # loads the task wrapper and this driver's code cache, as a first pipeline would.
+        digest, box = self._code(functools.partial(_import_modules, self._preload))
         refs = []
         for _ in range(self.num_cpus):
             node_id = self._place()
@@ -345,7 +348,8 @@ class RayCluster:
 
                 options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id,
                                                                                 soft=True)
-            refs.append((node_id, warm.options(**options).remote(self._preload)))
+            gen = self._task_fn.options(**options).remote(digest, box, ())
+            refs.append((node_id, gen.completed()))
         try:
             ready, _ = ray.wait([r for _, r in refs], num_returns=len(refs), timeout=timeout)
         finally:
