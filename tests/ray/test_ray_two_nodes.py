@@ -34,11 +34,31 @@ def _tag_node(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"id": batch["id"], "node": np.array([node] * len(batch["id"]))}
 
 
+def _shipped_engine(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Where on this worker's import path Ray unpacked the job's copy of the package."""
+    import os
+    import sys
+
+    found = [p for p in sys.path if "runtime_resources" in p
+             and os.path.exists(os.path.join(p, "engine", "runtime", "interfaces.py"))]
+    return {"path": np.array([found[0] if found else ""] * len(batch["id"]))}
+
+
 def test_tasks_run_on_both_nodes(two_nodes):
     rows = ed.range(2000, override_num_blocks=16).map_batches(_tag_node).take_all()
     assert sorted(r["id"] for r in rows) == list(range(2000))
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert {r["node"] for r in rows} == alive and len(alive) == 2
+
+
+def test_the_engine_package_travels_with_the_job(two_nodes):
+    """engine.init(address=...) adds the driver's engine package to runtime_env's
+    py_modules: Ray unpacks it on each node and puts it on the workers' import path, so a
+    cluster without engine installed runs it too. (Here the workers find the editable
+    install first: the driver's environment is theirs.)"""
+    paths = {r["path"] for r in ed.range(100, override_num_blocks=4)
+             .map_batches(_shipped_engine).take_all()}
+    assert paths and "" not in paths, paths
 
 
 class _Tagger:
