@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -331,31 +331,27 @@ class RayCluster:
         """Start a worker per CPU of the cluster (each importing ``preload``) and wait for
         them, as ``ray.init`` and the local cluster do: the first pipeline does not pay
         for worker start-up. Return whether they all started within ``timeout``."""
-        import ray
 
         if self._warmed:
             return True
         self._warmed = True
-        # The real task path with a function that imports ``preload``: each worker also
-        # loads the task wrapper and this driver's code cache, as a first pipeline would.
-        digest, box = self._code(functools.partial(_import_modules, self._preload))
-        refs = []
-        for _ in range(self.num_cpus):
-            node_id = self._place()
-            options: dict[str, Any] = {}
-            if node_id is not None:
-                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id,
-                                                                                soft=True)
-            gen = self._task_fn.options(**options).remote(digest, box, ())
-            refs.append((node_id, gen.completed()))
-        try:
-            ready, _ = ray.wait([r for _, r in refs], num_returns=len(refs), timeout=timeout)
-        finally:
-            for node_id, _ in refs:
-                self._unplace(node_id)
-        return len(ready) == len(refs)
+        # The real task path (a block argument in, a block out) with a function that also
+        # imports ``preload``: each worker loads the task wrapper, this driver's code and
+        # its object-store client, as a first pipeline would.
+        warm = functools.partial(_import_modules, self._preload)
+        arg = self.put(pa.table({"x": [0]}))
+        handles = [self.submit(warm, (arg,), name="warm-up", credits=1)
+                   for _ in range(self.num_cpus)]
+        deadline = time.monotonic() + timeout
+        done = True
+        for handle in handles:
+            while not handle.wait(timeout=0.05):
+                handle.take()
+                if time.monotonic() > deadline:
+                    done = False
+                    break
+            handle.take()
+        return done and all(h.error is None for h in handles)
 
     def add_shutdown_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` at shutdown, before Ray is disconnected (threads of the caller
@@ -400,15 +396,15 @@ def _actor_host_cls() -> Any:
     return ActorHost
 
 
-def _import_modules(names: tuple[str, ...]) -> None:
+def _import_modules(names: tuple[str, ...], table: pa.Table) -> Iterator[pa.Table]:
     import importlib
-    import time
 
     # Held a moment, so that the warm-up tasks overlap and each gets a worker of its own.
     started = time.monotonic()
     for name in names:
         importlib.import_module(name)
     time.sleep(max(0.0, 0.2 - (time.monotonic() - started)))
+    yield table
 
 
 def _path_exists(path: str) -> bool:
