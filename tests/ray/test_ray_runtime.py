@@ -120,9 +120,13 @@ def _always_crash():
 
 
 def test_a_crash_past_max_retries_is_a_typed_error(rt):
-    handle = rt.submit(_always_crash, max_retries=0)
+    events = []
+    remove = rt.add_failure_listener(events.append)
+    handle = rt.submit(_always_crash, max_retries=0, name="crasher")
     assert handle.wait(timeout=120)
+    remove()
     assert isinstance(handle.error, WorkerCrashedError), repr(handle.error)
+    assert [e.kind for e in events] == ["worker_died"] and "crasher" in events[0].detail
 
 
 def _raise_value_error():

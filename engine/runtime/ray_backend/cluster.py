@@ -24,8 +24,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.errors import ResourceUnavailableError
-from engine.runtime.interfaces import BlockRef, FailureEvent, NodeResources, StoreUsage
+from engine.errors import (
+    ActorDiedError,
+    ObjectLostError,
+    ResourceUnavailableError,
+    WorkerCrashedError,
+)
+from engine.runtime.interfaces import (
+    BlockRef,
+    FailureEvent,
+    FailureKind,
+    NodeResources,
+    StoreUsage,
+)
 from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.handles import RayActorHandle, RayTaskHandle
 from engine.runtime.ray_backend.refs import RayBlockRef, StoreAccount
@@ -317,8 +328,9 @@ class RayCluster:
     # ------------------------------------------------------------------ lifecycle
     def add_failure_listener(self, listener: Callable[[FailureEvent], None]) -> \
             Callable[[], None]:
-        """Listeners are kept, but Ray recovers (retries, restarts) without telling the
-        driver, so only failures the driver sees are reported."""
+        """Call ``listener`` for each system failure a task or actor call ended with. Ray
+        retries tasks and restarts actors without telling the driver, so recovered
+        failures (``task_retried``, ``actor_restarted``) are not reported."""
         with self._lock:
             self._listeners.append(listener)
 
@@ -326,6 +338,21 @@ class RayCluster:
             with self._lock, contextlib.suppress(ValueError):
                 self._listeners.remove(listener)
         return remove
+
+    def report_failure(self, error: BaseException, what: str) -> None:
+        """Tell the failure listeners that ``what`` ended with the system error ``error``."""
+        kind: FailureKind = (
+            "worker_died" if isinstance(error, WorkerCrashedError) else
+            "actor_died" if isinstance(error, ActorDiedError) else
+            "block_lost" if isinstance(error, ObjectLostError) else "runtime_failed")
+        event = FailureEvent(kind, f"{what}: {error}")
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not break a handle's thread
+                logger.exception("a failure listener raised")
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Start a worker per CPU of the cluster (each importing ``preload``) and wait for

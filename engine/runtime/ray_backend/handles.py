@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from engine.errors import ActorDiedError
+from engine.errors import ActorDiedError, SystemException
 from engine.runtime.interfaces import RemoteError, ValueOutput
 from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.refs import RayBlockRef
@@ -129,6 +129,8 @@ class RayTaskHandle:
             self.error = error
             self._gen = None
             self._cond.notify_all()
+        if isinstance(error, SystemException):
+            self._cluster.report_failure(error, f"task {self.name}")
         if self._on_done is not None:
             self._on_done()
         if self._notify is not None:
