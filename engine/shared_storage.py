@@ -23,7 +23,7 @@ def _cluster_if_multi_node() -> Any:
 
 
 def _missing_on(path: str) -> list[str]:
-    from engine.runtime.ray_backend.cluster import nodes_missing_path
+    from engine.runtime.ray_backend.probes import nodes_missing_path
 
     return nodes_missing_path(path)
 

@@ -15,8 +15,6 @@ import functools
 import hashlib
 import itertools
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from engine.runtime.interfaces import (
     NodeResources,
     StoreUsage,
 )
+from engine.runtime.ray_backend.connect import check_reachable, engine_runtime_env
 from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.handles import RayActorHandle, RayTaskHandle
 from engine.runtime.ray_backend.refs import RayBlockRef, StoreAccount
@@ -48,35 +47,6 @@ _NODES_TTL_S = 5.0  # how long a view of the cluster's nodes is trusted (autosca
 # The share of the cluster's object store the executor may fill (Ray Data uses half too:
 # the rest is for Ray's own copies, other jobs and fragmentation).
 STORE_FRACTION = 0.5
-
-
-def engine_runtime_env(runtime_env: dict[str, Any] | None, ship_engine: bool) -> dict[str, Any]:
-    """``runtime_env`` with this ``engine`` package added to ``py_modules`` (so Ray's workers
-    import the driver's version even where it is not installed)."""
-    env = dict(runtime_env or {})
-    if ship_engine:
-        import engine
-
-        package = os.path.dirname(os.path.abspath(engine.__file__))
-        modules = list(env.get("py_modules") or [])
-        if package not in modules:
-            modules.append(package)
-        env["py_modules"] = modules
-    return env
-
-
-def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail fast, and clearly, when nothing listens at an explicit ``host:port`` (Ray
-    itself retries for minutes)."""
-    if address in ("auto", "local"):
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except (OSError, ValueError) as exc:
-        raise ConnectionError(
-            f"engine.init(address={address!r}): no Ray cluster answers there ({exc}). "
-            "Check the head node's address and port (`ray status` on the head node)") from exc
 
 
 class RayCluster:
@@ -432,21 +402,3 @@ def _import_modules(names: tuple[str, ...], table: pa.Table) -> Iterator[pa.Tabl
         importlib.import_module(name)
     time.sleep(max(0.0, 0.2 - (time.monotonic() - started)))
     yield table
-
-
-def _path_exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
-def nodes_missing_path(path: str, timeout_s: float = 60.0) -> list[str]:
-    """The ids of the alive nodes on which ``path`` does not exist (one tiny task per node,
-    pinned to it): a local path is shared only if every node sees it."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    probe = ray.remote(num_cpus=0, max_retries=0)(_path_exists)
-    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-            .remote(path) for node in nodes]
-    seen = ray.get(refs, timeout=timeout_s)
-    return [node for node, ok in zip(nodes, seen, strict=True) if not ok]
