@@ -1,8 +1,9 @@
 """How each engine is imported, started and stopped, and the few knobs whose names differ.
 
-Engines: ``engine`` (this project), ``ray`` (``ray.data``), ``daft``, ``pyarrow-loop`` (a
-hand-written single-process pyarrow baseline) and ``torch-dataloader`` (a torch
-``DataLoader`` with worker processes, where a workload has one). Workloads written against
+Engines: ``engine`` (this project), ``engine-ray`` (this project on its Ray Core backend,
+against a local Ray instance started as Ray Data's is), ``ray`` (``ray.data``), ``daft``,
+``pyarrow-loop`` (a hand-written single-process pyarrow baseline) and ``torch-dataloader`` (a
+torch ``DataLoader`` with worker processes, where a workload has one). Workloads written against
 the ray.data API get the module ``engine`` or ``ray.data`` as ``api`` and call the helpers
 here for what the two spell differently.
 """
@@ -15,12 +16,13 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-ENGINES = ("engine", "ray", "daft", "pyarrow-loop", "torch-dataloader")
+ENGINES = ("engine", "engine-ray", "ray", "daft", "pyarrow-loop", "torch-dataloader")
 BASELINES = ("pyarrow-loop", "torch-dataloader")  # listed only where a workload has them
 
 # The module whose import tells whether an engine is installed.
 PROBE_MODULE = {
     "engine": "engine",
+    "engine-ray": "ray",
     "ray": "ray.data",
     "daft": "daft",
     "pyarrow-loop": "pyarrow.parquet",
@@ -60,6 +62,17 @@ def start(engine: str, workload: str) -> tuple[ModuleType, str]:
         ed.init()
         importlib.import_module("engine.expressions")
         return ed, ""
+    if engine == "engine-ray":
+        import ray
+
+        import engine as ed
+
+        data_context(ed).get_current().enable_progress_bars = False
+        kwargs = ray_init_kwargs(workload)
+        ray.init(**kwargs)  # the same local Ray instance Ray Data gets
+        ed.init(address="auto")
+        importlib.import_module("engine.expressions")
+        return ed, ""
     if engine == "ray":
         import ray
         import ray.data
@@ -96,12 +109,16 @@ def stop(engine: str) -> None:
         import ray
 
         ray.shutdown()
-    elif engine == "engine":
+    elif engine in ("engine", "engine-ray"):
         import engine as ed
 
         shutdown = getattr(ed, "shutdown", None)
         if shutdown is not None:
             shutdown()
+        if engine == "engine-ray":
+            import ray
+
+            ray.shutdown()
 
 
 def data_context(api: ModuleType) -> Any:

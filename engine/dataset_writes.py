@@ -58,6 +58,9 @@ class DatasetWrites:
 
         if isinstance(datasink, FileDatasink):  # its files are written by worker processes
             datasink.check_reachable_from_workers()
+            from engine.shared_storage import check_shared_write
+
+            check_shared_write(datasink._fs, datasink.path)
         known = self.schema(fetch_if_missing=False)
         start_write(datasink, known.base_schema if known is not None else None)
         writing = self._with(lo.Write(self._dag, datasink=datasink))

@@ -36,6 +36,9 @@ def _read(datasource: Any, parallelism: int, override_num_blocks: int | None) ->
 
     files = datasource.input_files()
     check_reachable_from_workers(datasource._fs, files[0] if files else "this path")
+    from engine.shared_storage import check_shared_read
+
+    check_shared_read(datasource._fs, files[0] if files else None)
     return read_datasource(datasource, parallelism=parallelism,
                            override_num_blocks=override_num_blocks)
 

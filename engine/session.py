@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -43,20 +44,30 @@ def prestart() -> None:
 
 def init(num_cpus: int | None = None, num_gpus: int | None = None,
          address: str | None = None, *, ignore_reinit_error: bool = True,
-         object_store_memory: int | None = None, **_: Any) -> Any:
-    """Start the embedded local cluster and return it.
+         object_store_memory: int | None = None, runtime_env: dict[str, Any] | None = None,
+         **_: Any) -> Any:
+    """Start the embedded local cluster, or connect to a Ray cluster, and return it.
 
     Args:
         num_cpus: Worker processes for tasks (default: every CPU of this machine).
         num_gpus: GPUs handed to actors (default: detected).
-        address: Only ``None``/``"local"`` is supported: an embedded cluster on this machine.
+        address: ``None`` or ``"local"``: the embedded cluster on this machine.
+            ``"auto"``: the Ray cluster named by ``RAY_ADDRESS`` or started on this
+            machine with ``ray start`` (an error if there is none). ``"host:port"``: the
+            Ray cluster whose head node (GCS) listens there. ``"ray://host:port"`` (Ray
+            Client) is refused with a hint: Ray Client does not stream task outputs. The
+            ``ENGINE_ADDRESS`` environment variable sets the default.
         object_store_memory: The block store's budget in bytes (default:
             ``DataContext.memory_budget``).
+        runtime_env: On a Ray cluster, Ray's runtime environment for this job's workers;
+            the ``engine`` package is added to its ``py_modules`` unless
+            ``ENGINE_SHIP_PACKAGE=0`` (workers then import the one installed there).
 
     Like ``ray.init()``, it returns once the workers are up, so what runs next does not
     wait for them (a consuming call that starts the cluster implicitly does not block).
     """
-    cluster = _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory)
+    cluster = _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory,
+                     runtime_env)
     _import_while_workers_start()
     if not cluster.wait_ready():
         logger.warning("engine.init: not every worker started within 30 s; going on")
@@ -79,16 +90,36 @@ def _import_while_workers_start() -> None:
             continue
 
 
+def resolve_address(address: str | None) -> str | None:
+    """The Ray address ``address`` names, or ``None`` for the embedded cluster."""
+    if address is None:
+        address = os.environ.get("ENGINE_ADDRESS") or None
+    if address is None or address == "local":
+        return None
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"address={address!r}: expected None, 'local', 'auto', "
+                         "'ray://host:port' or 'host:port'")
+    address = address.strip()
+    if address == "auto":
+        return os.environ.get("RAY_ADDRESS") or "auto"
+    if address.startswith("ray://") or ":" in address:
+        return address
+    raise ValueError(f"address={address!r}: expected None, 'local', 'auto', "
+                     "'ray://host:port' or 'host:port'")
+
+
 def _start(num_cpus: int | None, num_gpus: int | None, address: str | None,
-           ignore_reinit_error: bool, object_store_memory: int | None) -> Any:
+           ignore_reinit_error: bool, object_store_memory: int | None,
+           runtime_env: dict[str, Any] | None = None) -> Any:
     global _cluster, _zygote
-    if address not in (None, "local", "auto"):
-        raise ValueError(f"address={address!r}: only an embedded local cluster is supported "
-                         "(address=None)")
+    ray_address = resolve_address(address)
     with _lock:
         if _cluster is not None:
             if not ignore_reinit_error:
                 raise RuntimeError("the engine is already initialized; call shutdown() first")
+            return _cluster
+        if ray_address is not None:
+            _cluster = _connect_ray(ray_address, num_cpus, num_gpus, runtime_env)
             return _cluster
         from engine.context import DataContext
         from engine.runtime.cluster import LocalCluster
@@ -107,11 +138,31 @@ def _start(num_cpus: int | None, num_gpus: int | None, address: str | None,
         return _cluster
 
 
+def _connect_ray(address: str, num_cpus: int | None, num_gpus: int | None,
+                 runtime_env: dict[str, Any] | None) -> Runtime:
+    if num_cpus is not None or num_gpus is not None:
+        raise ValueError("engine.init: num_cpus and num_gpus describe the embedded cluster; "
+                         f"a Ray cluster (address={address!r}) has its own resources")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ImportError(f"engine.init(address={address!r}) runs on Ray: install it with "
+                          "pip install 'engine[ray]'")
+    from engine.context import DataContext
+    from engine.runtime.ray_backend.cluster import RayCluster
+
+    ship = os.environ.get("ENGINE_SHIP_PACKAGE", "1") != "0"
+    cluster: Runtime = RayCluster(address, runtime_env=runtime_env, ship_engine=ship,
+                                  default_credits=DataContext.get_current().task_output_credits,
+                                  preload=_WORKER_PRELOAD)
+    return cluster
+
+
 def get_cluster() -> Runtime:
     """The running cluster, started implicitly on first use."""
     with _lock:
         cluster: Runtime = _cluster if _cluster is not None else \
-            _start(None, None, None, True, None)
+            _start(None, None, None, True, None, None)
         return cluster
 
 

@@ -98,7 +98,13 @@ def start_server(coordinator: SplitCoordinator) -> None:
     from engine.runtime.cluster import LocalCluster
 
     cluster = session.get_cluster()
-    assert isinstance(cluster, LocalCluster), "split servers run beside the local store"
+    if not isinstance(cluster, LocalCluster):  # Ray: consumers reach it through an actor
+        from engine.runtime.ray_backend.cluster import RayCluster
+        from engine.split_transport_ray import start_ray_server
+
+        assert isinstance(cluster, RayCluster), f"no split transport for {cluster!r}"
+        start_ray_server(coordinator, cluster)
+        return
     server = SplitServer(coordinator, cluster.store.dir)
     coordinator.server = server
     weakref.finalize(coordinator, server.stop)
@@ -193,7 +199,11 @@ class _MappedBlock:
 def remote_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_MappedBlock]:
     """One pass of consumer ``index``, asked of the coordinator at ``address``."""
     from engine.runtime.block_store import read_location
+    from engine.split_transport_ray import PREFIX, relay_block_refs
 
+    if address.startswith(PREFIX):
+        yield from relay_block_refs(address, authkey, index)  # type: ignore[misc]
+        return
     try:
         conn = Client(address, family="AF_UNIX", authkey=authkey)
     except (FileNotFoundError, ConnectionRefusedError) as exc:

@@ -33,8 +33,8 @@ WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", 
              "shuffle", "sort", "sort-full", "groupby", "join-small", "join-large")
 
 # Which functions of a workload module implement it for an engine.
-_SUFFIX = {"engine": "", "ray": "", "daft": "_daft", "pyarrow-loop": "_pyarrow_loop",
-           "torch-dataloader": "_torch_dataloader"}
+_SUFFIX = {"engine": "", "engine-ray": "", "ray": "", "daft": "_daft",
+           "pyarrow-loop": "_pyarrow_loop", "torch-dataloader": "_torch_dataloader"}
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 ROWS = 1000
 EXPECTED_OUTPUT = str(ROWS)
 
-_MODULE = {"engine": "engine", "ray": "ray.data"}
+_MODULE = {"engine": "engine", "engine-ray": "engine", "ray": "ray.data"}
 
 
 def script(engine: str) -> str | None:
@@ -18,6 +18,9 @@ def script(engine: str) -> str | None:
     if module is None:
         return None
     pipeline = f'ed.range({ROWS}).map_batches(lambda b: {{"id": b["id"] * 2}}).materialize()'
+    if engine == "engine-ray":  # Ray's start counts, as it does for Ray Data
+        return f"import ray, engine as ed; ray.init(); ed.init(address='auto'); " \
+               f"print({pipeline}.count())"
     return f"import {module} as ed; print({pipeline}.count())"
 
 

@@ -1,0 +1,227 @@
+"""``streaming_split`` consumers in other processes on a Ray cluster (any node).
+
+On the Ray backend no path crosses the wire: a small async Ray actor, the *relay*, stands
+between remote consumers and the coordinator in the driver. A consumer (a Ray task or
+actor, a trainer rank, on any node) sends each request to the relay and awaits the reply;
+a driver thread long-polls the relay for requests and serves each connection with the same
+:func:`engine.split_transport._serve` loop as the local socket server. Replies carry
+``ObjectRef`` s (inside :class:`~engine.runtime.ray_backend.refs.BlockArg`): Ray tracks
+the consumer as a borrower, and the consumer reads the block from its own node's object
+store. Requests carry the relay's random key: only holders of the pickled ``DataIterator``
+are served.
+
+The address a ``DataIterator`` carries is ``"ray-relay:<namespace>/<actor name>"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import queue
+import threading
+import uuid
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.runtime.ray_backend.cluster import RayCluster
+    from engine.streaming_split import SplitCoordinator
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "ray-relay:"
+_POLL_S = 1.0
+
+
+class SplitRelay:
+    """The Ray actor that passes requests in and replies out (one per coordinator)."""
+
+    def __init__(self, authkey: bytes) -> None:
+        self._authkey = authkey
+        self._incoming: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+
+    async def request(self, authkey: bytes, conn_id: str, message: Any) -> Any:
+        if not hmac.compare_digest(authkey, self._authkey):
+            return ("error", PermissionError("streaming_split: wrong key for this coordinator"))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if message[0] != "close":
+            self._waiting[conn_id] = future
+        await self._incoming.put((conn_id, message))
+        if message[0] == "close":
+            return None
+        return await future
+
+    async def pull(self, timeout_s: float) -> list[tuple[str, Any]]:
+        """The requests waiting (at most ``timeout_s`` for the first)."""
+        try:
+            first = await asyncio.wait_for(self._incoming.get(), timeout_s)
+        except asyncio.TimeoutError:
+            return []
+        items = [first]
+        while not self._incoming.empty():
+            items.append(self._incoming.get_nowait())
+        return items
+
+    async def reply(self, conn_id: str, reply: Any) -> None:
+        future = self._waiting.pop(conn_id, None)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+
+class _RelayConnection:
+    """One consumer's pass, shaped like a ``multiprocessing`` connection for ``_serve``."""
+
+    def __init__(self, relay: Any, conn_id: str) -> None:
+        self._relay = relay
+        self._conn_id = conn_id
+        self.inbox: queue.Queue[Any] = queue.Queue()
+
+    def recv(self) -> Any:
+        message = self.inbox.get()
+        if message is None or message[0] == "close":
+            raise EOFError("the consumer closed its pass")
+        return message
+
+    def send(self, reply: Any) -> None:
+        import ray
+
+        if not ray.is_initialized():  # shut down: a call now would start a new Ray
+            raise OSError("Ray is shut down")
+        self._relay.reply.remote(self._conn_id, reply)
+
+    def close(self) -> None:
+        pass
+
+
+class RayRelayServer:
+    """The driver's side: the relay actor and the thread that serves its requests."""
+
+    def __init__(self, coordinator: SplitCoordinator, cluster: RayCluster) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self.authkey = os.urandom(32)
+        name = f"engine-split-{uuid.uuid4().hex}"
+        namespace = ray.get_runtime_context().namespace
+        here = ray.get_runtime_context().get_node_id()
+        self._relay: Any = ray.remote(SplitRelay).options(
+            name=name, namespace=namespace, num_cpus=0, max_concurrency=1000,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+        ).remote(self.authkey)
+        self.address = f"{PREFIX}{namespace}/{name}"
+        self._coordinator = weakref.ref(coordinator)
+        self._connections: dict[str, _RelayConnection] = {}
+        self._stopped = threading.Event()
+        cluster.add_shutdown_hook(self.stop)
+        threading.Thread(target=self._pump, name="engine-split-relay", daemon=True).start()
+
+    def _pump(self) -> None:
+        import ray
+
+        from engine.split_transport import _serve
+
+        # Each check of ray.is_initialized() matters: an actor call after Ray's shutdown
+        # would start a new local Ray instance (Ray's auto-init).
+        while not self._stopped.is_set() and ray.is_initialized():
+            try:
+                requests = ray.get(self._relay.pull.remote(_POLL_S))
+            except Exception as exc:  # the relay or Ray is gone: nothing left to serve
+                if not self._stopped.is_set():
+                    logger.warning("streaming_split: the relay actor failed: %s", exc)
+                return
+            for conn_id, message in requests:
+                conn = self._connections.get(conn_id)
+                if conn is None:
+                    coordinator = self._coordinator()
+                    if coordinator is None:
+                        return
+                    conn = self._connections[conn_id] = _RelayConnection(self._relay, conn_id)
+                    threading.Thread(target=self._serve_one, args=(_serve, coordinator, conn,
+                                                                   conn_id),
+                                     name="engine-split-consumer", daemon=True).start()
+                    del coordinator
+                conn.inbox.put(message)
+
+    def _serve_one(self, serve: Any, coordinator: Any, conn: _RelayConnection,
+                   conn_id: str) -> None:
+        try:
+            serve(coordinator, conn)
+        finally:
+            self._connections.pop(conn_id, None)
+
+    def stop(self) -> None:
+        import ray
+
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for conn in list(self._connections.values()):
+            conn.inbox.put(None)
+        with contextlib.suppress(Exception):
+            if ray.is_initialized():
+                ray.kill(self._relay)
+
+
+def start_ray_server(coordinator: SplitCoordinator, cluster: RayCluster) -> None:
+    """Serve ``coordinator`` through a relay actor until it is garbage-collected or the
+    engine shuts down."""
+    server = RayRelayServer(coordinator, cluster)
+    coordinator.server = server  # type: ignore[assignment]
+    weakref.finalize(coordinator, server.stop)
+
+
+class _FetchedBlock:
+    """A block a remote consumer fetched from its node's object store."""
+
+    __slots__ = ("num_rows", "table")
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.num_rows = table.num_rows
+
+    def get(self) -> Any:
+        return self.table
+
+
+def relay_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_FetchedBlock]:
+    """One pass of consumer ``index`` through the relay named by ``address``."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="auto")  # a process on a cluster node that is not a Ray worker
+    namespace, _, name = address[len(PREFIX):].partition("/")
+    try:
+        relay = ray.get_actor(name, namespace=namespace)
+    except ValueError as exc:
+        raise RuntimeError("streaming_split: the coordinator is gone (the process that "
+                           "called streaming_split dropped its iterators or shut the "
+                           "engine down)") from exc
+    conn_id = uuid.uuid4().hex
+
+    def ask(message: tuple[Any, ...]) -> tuple[str, Any]:
+        try:
+            reply: Any = ray.get(relay.request.remote(authkey, conn_id, message))
+        except ray.exceptions.RayError as exc:
+            raise RuntimeError("streaming_split: lost the coordinator's relay (the process "
+                               "that called streaming_split exited?)") from exc
+        return reply
+
+    try:
+        kind, payload = ask(("begin", index))
+        if kind == "error":
+            raise payload
+        while True:
+            kind, payload = ask(("next",))
+            if kind == "end":
+                return
+            if kind == "error":
+                raise payload
+            yield _FetchedBlock(ray.get(payload.object_ref))
+    finally:
+        with contextlib.suppress(Exception):
+            relay.request.remote(authkey, conn_id, ("close",))
