@@ -110,7 +110,16 @@ def row_udf_fields(what: str, fn: Any, compute: Any, concurrency: Any, fn_args: 
                 strategy=resolve_compute(fn, compute, concurrency),
                 cpus=1.0 if num_cpus is None else float(num_cpus),
                 gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory,
-                max_retries=max_retries)
+                max_retries=max_retries, resources=custom_resources(remote_args))
+
+
+def custom_resources(remote_args: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    """The custom resources (``resources={name: amount}``) among Ray remote args."""
+    found = remote_args.get("resources") or {}
+    if not isinstance(found, dict) or not all(
+            isinstance(v, (int, float)) and v >= 0 for v in found.values()):
+        raise ValueError(f"resources must be a dict of non-negative amounts; got {found!r}")
+    return tuple(sorted((str(k), float(v)) for k, v in found.items()))
 
 
 def check_count(n: Any, what: str) -> int:

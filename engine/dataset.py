@@ -26,6 +26,7 @@ from engine.arguments import (
     check_seed,
     check_udf_args,
     column_list,
+    custom_resources,
     row_udf_fields,
     udf_name,
 )
@@ -91,6 +92,8 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
             concurrency: ``n`` tasks at most for a function; ``n`` actors, or ``(min, max)``
                 for an autoscaling pool, for a callable class.
             num_cpus, num_gpus, memory: Resources per task or actor.
+            ray_remote_args: ``resources={"name": amount}`` asks for custom resources (on a
+                Ray cluster); other Ray remote args mean nothing to this engine.
 
         Returns:
             A new dataset. Example: ``ds.map_batches(lambda b: {"x": b["x"] * 2})``.
@@ -116,7 +119,8 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
             fn_constructor_kwargs=dict(fn_constructor_kwargs or {}), strategy=strategy,
             cpus=1.0 if num_cpus is None else float(num_cpus),
             gpus=0.0 if num_gpus is None else float(num_gpus), memory=memory,
-            max_retries=max_retries, udf_name=udf_name(fn)))
+            max_retries=max_retries, udf_name=udf_name(fn),
+            resources=custom_resources(ray_remote_args)))
 
     def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], *, compute: Any = None,
             fn_args: Iterable[Any] | None = None, fn_kwargs: dict[str, Any] | None = None,

@@ -131,6 +131,7 @@ class UdfMap(AbstractMap):
     gpus: float = 0.0
     memory: float | None = None
     max_retries: int | None = None
+    resources: tuple[tuple[str, float], ...] = ()  # custom resources per task or actor
 
     @property
     def compute(self) -> ComputeStrategy:

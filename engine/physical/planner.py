@@ -130,6 +130,17 @@ def _memory_of(op: lo.AbstractMap) -> float:
     return max((float(getattr(o, "memory", None) or 0) for o in ops), default=0.0)
 
 
+def _custom_resources(op: lo.AbstractMap) -> dict[str, float]:
+    """Custom resources (``resources={...}`` among the Ray remote args) one task or actor of
+    ``op`` asks for."""
+    ops = op.ops if isinstance(op, lo.FusedMap) else (op,)
+    found: dict[str, float] = {}
+    for o in ops:
+        for name, amount in getattr(o, "resources", ()):
+            found[name] = max(found.get(name, 0.0), amount)
+    return found
+
+
 def _node_memory(cluster: Runtime) -> float:
     """Memory tasks may ask for: the machine's RAM less what the block store may hold."""
     try:
@@ -163,6 +174,13 @@ def _check_resources(op: lo.AbstractMap, cluster: Runtime, ctx: DataContext) -> 
         raise ResourceUnavailableError(
             f"{op.name} asks for num_cpus={op.num_cpus}, but the cluster has "
             f"{cluster.num_cpus} CPU(s); this request could never be scheduled")
+    totals = cluster.cluster_resources()
+    for name, amount in _custom_resources(op).items():
+        if amount > totals.get(name, 0.0):
+            raise ResourceUnavailableError(
+                f"{op.name} asks for resources={{{name!r}: {amount:g}}}, but the cluster has "
+                f"{totals.get(name, 0.0):g} of {name!r}; this request could never be "
+                "scheduled")
 
 
 def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
@@ -193,7 +211,8 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
         # Ray Data's -1 retries forever
         max_retries=pc.ctx.max_retries if max_retries is None else
         (1 << 30 if max_retries < 0 else max_retries),
-        num_cpus=op.num_cpus, num_gpus=op.num_gpus)
+        num_cpus=op.num_cpus, num_gpus=op.num_gpus, memory=memory,
+        resources=_custom_resources(op))
     if compute.is_actors or op.num_gpus > 0:
         # GPU functions run on actors too: only a dedicated process can own a device.
         per_actor = max(op.num_cpus, 1e-9)

@@ -244,8 +244,17 @@ class LocalCluster:
     def create_actor(self, cls: type, args: tuple[Any, ...] = (),
                      kwargs: dict[str, Any] | None = None, *, num_cpus: float = 1,
                      num_gpus: float = 0, max_restarts: int = 3,
-                     env: dict[str, str] | None = None) -> ActorHandle:
-        """Start a dedicated process holding ``cls(*args, **kwargs)``; calls run in order."""
+                     env: dict[str, str] | None = None, memory: float = 0,
+                     resources: dict[str, float] | None = None) -> ActorHandle:
+        """Start a dedicated process holding ``cls(*args, **kwargs)``; calls run in order.
+
+        ``memory`` is checked against the machine when the plan is built; this machine has
+        no custom ``resources``, so asking for any is an error, never an endless wait."""
+        wanted = sorted(k for k, v in (resources or {}).items() if v and v > 0)
+        if wanted:
+            raise ResourceUnavailableError(
+                f"an actor asks for custom resources {wanted}, which the embedded cluster "
+                f"does not have (they exist on a Ray cluster: engine.init(address=...))")
         gpus = int(num_gpus) if num_gpus >= 1 else (1 if num_gpus > 0 else 0)
         with self._fn_lock:
             if gpus > len(self._free_gpus):

@@ -201,8 +201,10 @@ class Runtime(Protocol):
     def create_actor(self, cls: type, args: tuple[Any, ...] = (),
                      kwargs: dict[str, Any] | None = None, *, num_cpus: float = 1,
                      num_gpus: float = 0, max_restarts: int = 3,
-                     env: dict[str, str] | None = None) -> ActorHandle:
-        """Start an actor holding ``cls(*args, **kwargs)``."""
+                     env: dict[str, str] | None = None, memory: float = 0,
+                     resources: dict[str, float] | None = None) -> ActorHandle:
+        """Start an actor holding ``cls(*args, **kwargs)`` with the CPUs, GPUs, memory
+        (bytes) and custom resources it asks for."""
 
     def put(self, table: pa.Table) -> BlockRef:
         """Store a block from the driver and return its reference."""

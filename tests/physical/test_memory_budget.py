@@ -204,3 +204,38 @@ def test_a_lagging_split_rank_stays_within_the_budget(small_store):
     assert sorted(seen[0] + seen[1]) == list(range(rows))
     peak = small_store.store.peak_bytes
     assert peak <= _bound(4 * MiB, small_store.num_cpus), peak / MiB
+
+
+def test_custom_resources_the_cluster_lacks_fail_when_the_plan_is_built():
+    from engine.errors import ResourceUnavailableError
+
+    ds = engine.range(4).map_batches(lambda b: b, resources={"accelerator_x": 1})
+    with pytest.raises(ResourceUnavailableError, match=r"resources=\{'accelerator_x': 1\}"):
+        ds.take_all()
+    with pytest.raises(ValueError, match="non-negative"):
+        engine.range(4).map(lambda r: r, resources={"x": -1})
+
+
+class _Echo:
+    def __call__(self, batch):
+        return batch
+
+
+def test_actor_pools_pass_memory_and_resources_to_the_runtime(monkeypatch):
+    cluster = session.get_cluster()
+    seen: list[dict] = []
+    create = cluster.create_actor
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return create(*args, **{k: v for k, v in kwargs.items() if k != "resources"})
+
+    monkeypatch.setattr(cluster, "create_actor", spy)
+    monkeypatch.setattr(cluster, "cluster_resources",
+                        lambda: {"CPU": 2.0, "GPU": 0.0, "object_store_memory": 1e9,
+                                 "accelerator_x": 4.0})
+    out = engine.range(8).map_batches(_Echo, concurrency=1, memory=1 << 20,
+                                      resources={"accelerator_x": 1}).take_all()
+    assert sorted(r["id"] for r in out) == list(range(8))
+    assert seen and seen[0]["memory"] == 1 << 20
+    assert seen[0]["resources"] == {"accelerator_x": 1.0}

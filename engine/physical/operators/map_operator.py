@@ -61,7 +61,8 @@ class MapOperator(PhysicalOperator):
     def __init__(self, name: str, input_op: PhysicalOperator, transformer: MapTransformer, *,
                  min_rows_per_bundle: int | None = None, min_blocks_per_bundle: int = 1,
                  max_bundle_bytes: int = 128 << 20, concurrency: int | None = None,
-                 max_retries: int = 3, num_cpus: float = 1.0, num_gpus: float = 0.0) -> None:
+                 max_retries: int = 3, num_cpus: float = 1.0, num_gpus: float = 0.0,
+                 memory: float = 0.0, resources: dict[str, float] | None = None) -> None:
         super().__init__(name, [input_op])
         self.transformer = transformer
         self.min_rows_per_bundle = min_rows_per_bundle
@@ -71,6 +72,8 @@ class MapOperator(PhysicalOperator):
         self.max_retries = max_retries
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        self.memory = memory  # bytes each actor asks for (memory=)
+        self.resources = dict(resources or {})  # custom resources (resources=)
         self._running: list[_Running] = []
         self._stopped: list[TaskHandle] = []  # cancelled by shutdown(), maybe still running
         self._next_task_idx = 0
@@ -234,7 +237,8 @@ class ActorPoolMapOperator(MapOperator):
     def _add_actor(self, state: ExecutorState) -> None:
         handle = state.cluster.create_actor(MapActor, (self.transformer,),
                                             num_cpus=self.num_cpus, num_gpus=self.num_gpus,
-                                            max_restarts=self.max_retries)
+                                            max_restarts=self.max_retries,
+                                            memory=self.memory, resources=self.resources)
         self.actors.append(_PoolActor(handle))
         self.stats.extra["actors_started"] += 1
 
