@@ -472,16 +472,19 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
             return self._plan
         return optimize(self._plan, ctx.disabled_rules)
 
-    def _executor(self, plan: LogicalPlan | None = None, *,
-                  keep_outputs: bool = False) -> StreamingExecutor:
+    def _executor(self, plan: LogicalPlan | None = None, *, keep_outputs: bool = False,
+                  preserve_order: bool = False) -> StreamingExecutor:
         from engine.physical.executor import StreamingExecutor
         from engine.physical.planner import plan as physical_plan
 
-        ctx = DataContext.get_current()
+        ctx = run_ctx = DataContext.get_current()
         cluster = session.get_cluster()
-        ops = physical_plan(plan or self._optimized(), cluster, ctx)
+        if preserve_order and not ctx.execution_options.preserve_order:
+            run_ctx = ctx.copy()
+            run_ctx.execution_options.preserve_order = True
+        ops = physical_plan(plan or self._optimized(), cluster, run_ctx)
         ctx._execution_idx += 1  # reseeds RandomSeedConfig(reseed_after_execution=True)
-        executor = StreamingExecutor(cluster, ctx, ops, resources=session.resource_manager(),
+        executor = StreamingExecutor(cluster, run_ctx, ops, resources=session.resource_manager(),
                                      keep_outputs=keep_outputs)
         self._last_executor = executor
         return executor
@@ -509,6 +512,9 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
     # =============================================================== consumption
     def _block_refs(self) -> Iterator[Any]:
         return (r for r in self.iter_internal_refs() if is_block(r))
+
+    def _ordered_block_refs(self) -> Iterator[Any]:
+        return (r for r in self._executor(preserve_order=True).iter_output() if is_block(r))
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows, as dicts."""

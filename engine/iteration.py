@@ -24,6 +24,10 @@ class BatchIterable:
     def _block_refs(self) -> Iterator[Any]:
         raise NotImplementedError
 
+    def _ordered_block_refs(self) -> Iterator[Any]:
+        """The block references in a deterministic order (default: as ``_block_refs``)."""
+        return self._block_refs()
+
     def iter_batches(self, *, prefetch_batches: int = 1, batch_size: int | None = 256,
                      batch_format: str | None = "default", drop_last: bool = False,
                      local_shuffle_buffer_size: int | None = None,
@@ -54,7 +58,12 @@ class BatchIterable:
         epoch = self._passes
         self._passes = epoch + 1
         self._iter_stats = stats
-        return iter_batches(self._block_refs(), collate_fn=collate, finalize_fn=finalize,
+        # A seeded local shuffle must see the blocks in the same order every pass, or the
+        # same seed would give another order.
+        seeded = kwargs.get("local_shuffle_buffer_size") and \
+            kwargs.get("local_shuffle_seed") is not None
+        refs = self._ordered_block_refs() if seeded else self._block_refs()
+        return iter_batches(refs, collate_fn=collate, finalize_fn=finalize,
                             stats=stats, epoch=epoch, **kwargs)
 
     def iter_torch_batches(self, *, prefetch_batches: int = 1,

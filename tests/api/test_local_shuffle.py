@@ -200,3 +200,19 @@ def test_bad_arguments_fail_when_iter_batches_is_called() -> None:
         ds.iter_batches(local_shuffle_buffer_size=0)
     with pytest.raises(ValueError, match="Invalid seed type"):
         ds.iter_batches(local_shuffle_buffer_size=5, local_shuffle_seed="7")
+
+
+def test_a_seeded_local_shuffle_repeats_whatever_order_blocks_finish_in():
+    """Map stages finish blocks in varying order; a seed still gives one order."""
+    import time
+
+    def jitter(batch):
+        time.sleep(0.002 * (int(batch["id"][0]) % 5))  # blocks finish out of order
+        return batch
+
+    ds = ed.range(200, override_num_blocks=20).map_batches(jitter)
+    orders = [[int(x) for b in ds.iter_batches(batch_size=50, local_shuffle_buffer_size=60,
+                                               local_shuffle_seed=7) for x in b["id"]]
+              for _ in range(3)]
+    assert orders[0] == orders[1] == orders[2]
+    assert sorted(orders[0]) == list(range(200))
