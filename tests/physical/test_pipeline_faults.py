@@ -115,14 +115,18 @@ def test_actor_pool_pipeline_after_the_zygote_was_killed(tmp_path):
 
 def _arm_write_failure(marker: str, always: bool) -> None:
     """Make this worker's next block write fail with ENOSPC (once overall, or always: while
-    ``marker`` exists)."""
+    ``marker``, which the test creates and removes, exists)."""
     import errno
 
     import engine.runtime.worker as worker_module
 
-    if not always and os.path.exists(marker):
+    if always:
+        if not os.path.exists(marker):
+            return  # disarmed: a task still running after the test never re-arms it
+    elif os.path.exists(marker):
         return
-    open(marker, "w").close()
+    else:
+        open(marker, "w").close()
     real = worker_module.write_block_file
 
     def disk_full(path, table):
@@ -155,6 +159,7 @@ def test_block_write_failing_for_good_is_a_store_write_error(tmp_path, fresh_con
 
     fresh_context.max_errored_blocks = -1
     marker = tmp_path / "m"
+    marker.touch()  # armed until removed below
     ds = (ed.range(N, override_num_blocks=BLOCKS)
           .map_batches(_double_with_full_disk, fn_kwargs={"marker": str(marker), "always": True},
                        batch_size=N // BLOCKS, max_retries=1))
