@@ -5,15 +5,21 @@
 (``missing_pct(x)``, ``zero_pct(x)``, ``approx_quantile(x)``, ``approx_topk(x)``); they are
 what :meth:`engine.Dataset.summary` computes besides the basic built-ins.
 
-The "approximate" two are exact here: ``ApproximateQuantile`` keeps the column's non-null
-values (8 bytes a row) and ``ApproximateTopK`` one count per distinct value. Both answer as
-the sketches Ray Data uses would with no error: a quantile is a value of the column (the
-smallest whose share of values below or at it exceeds ``q``), never an interpolation.
+The "approximate" two are exact on small data and bounded in memory on large data, without
+the ``datasketches`` package Ray Data uses. ``ApproximateQuantile`` is exact up to
+``128 * quantile_precision`` non-null values (102,400 by default); past that it answers from
+a uniform random sample of that many values (bottom-k sampling, which merges exactly), a
+rank error of a fraction of a percent. A quantile is a value of the column (the smallest
+whose share of values at or below it exceeds ``q``), as the sketch gives, never an
+interpolation. ``ApproximateTopK`` counts exactly up to ``0.75 * 2**log_capacity`` distinct
+values (24,576 by default); past that it keeps that many counters (Misra-Gries): every value
+more frequent than total/counters is kept, its count low by at most total/counters.
 """
 
 from __future__ import annotations
 
 import pickle
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -90,8 +96,8 @@ class ZeroPercentage(_Profile):
 class ApproximateQuantile(_Profile):
     """The ``quantiles`` (each between 0 and 1) of the numeric column ``on`` as a list of
     floats, nulls skipped; ``None`` for a column without values. Output name
-    ``approx_quantile(on)``. ``quantile_precision`` is accepted for Ray Data compatibility;
-    the result is exact (see the module docstring)."""
+    ``approx_quantile(on)``. Exact up to ``128 * quantile_precision`` values, else from a
+    uniform sample of that many (see the module docstring)."""
 
     _numeric_only = True
 
@@ -106,20 +112,36 @@ class ApproximateQuantile(_Profile):
                              f"{quantile_precision!r}")
         super().__init__("approx_quantile", on, ignore_nulls=True, alias_name=alias_name)
         self._quantiles = [float(q) for q in qs]
+        self._capacity = 128 * quantile_precision
 
-    def _column_state(self, column: pa.ChunkedArray) -> np.ndarray:
-        values = pc.drop_null(column).cast(pa.float64())
-        return values.to_numpy()
+    def _column_state(self, column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        values = pc.drop_null(column).cast(pa.float64()).to_numpy()
+        # Seeded from the block's data: the same data gives the same summary on every run,
+        # and blocks of the same length still draw different priorities.
+        seed = zlib.crc32(values[:1024].tobytes(), len(values))
+        priorities = np.random.default_rng(seed).random(len(values))
+        return self._bounded(values, priorities)
 
-    def combine(self, current_accumulator: np.ndarray, new: np.ndarray) -> np.ndarray:
-        return np.concatenate([current_accumulator, new])
+    def _bounded(self, values: np.ndarray,
+                 priorities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keep the values of the ``capacity`` smallest priorities: a uniform sample."""
+        if len(values) <= self._capacity:
+            return values, priorities
+        keep = np.argpartition(priorities, self._capacity - 1)[:self._capacity]
+        return values[keep], priorities[keep]
 
-    def finalize(self, accumulator: np.ndarray) -> list[float] | None:
-        n = len(accumulator)
+    def combine(self, current_accumulator: tuple[np.ndarray, np.ndarray],
+                new: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return self._bounded(np.concatenate([current_accumulator[0], new[0]]),
+                             np.concatenate([current_accumulator[1], new[1]]))
+
+    def finalize(self, accumulator: tuple[np.ndarray, np.ndarray]) -> list[float] | None:
+        values = accumulator[0]
+        n = len(values)
         if n == 0:
             return None
         ranks = [min(int(q * n), n - 1) for q in self._quantiles]
-        picked = np.partition(accumulator, sorted(set(ranks)))
+        picked = np.partition(values, sorted(set(ranks)))
         return [float(picked[r]) for r in ranks]
 
 
@@ -131,16 +153,19 @@ class ApproximateTopK(_Profile):
     """The ``k`` most frequent non-null values of column ``on``, as a list of
     ``{on: value, "count": n}`` dicts by count, most frequent first (ties: the value seen
     first comes first). With ``encode_lists=True`` the elements of a list column are counted
-    instead of whole lists. Output name ``approx_topk(on)``. ``log_capacity`` is accepted
-    for Ray Data compatibility; the counts are exact (see the module docstring)."""
+    instead of whole lists. Output name ``approx_topk(on)``. Exact up to
+    ``0.75 * 2**log_capacity`` distinct values, else bounded (see the module docstring)."""
 
     def __init__(self, on: str, k: int, log_capacity: int = 15,
                  alias_name: str | None = None, encode_lists: bool = False) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
+        if not isinstance(log_capacity, int) or not 3 <= log_capacity <= 26:
+            raise ValueError(f"log_capacity must be an int from 3 to 26, got {log_capacity!r}")
         super().__init__("approx_topk", on, ignore_nulls=True, alias_name=alias_name)
         self.k = k
         self._encode_lists = encode_lists
+        self._counters = 3 * 2 ** log_capacity // 4
 
     def _column_state(self, column: pa.ChunkedArray) -> Counter[Any]:
         if self._encode_lists and (pa.types.is_list(column.type)
@@ -152,12 +177,21 @@ class ApproximateTopK(_Profile):
             counted = pc.value_counts(column)
             pairs = zip(counted.field("values").to_pylist(),
                         counted.field("counts").to_pylist(), strict=True)
-            return Counter({_key(v): n for v, n in pairs})
+            counts = Counter({_key(v): n for v, n in pairs})
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            return Counter(_key(v) for v in column.to_pylist())
+            counts = Counter(_key(v) for v in column.to_pylist())
+        return self._bounded(counts)
+
+    def _bounded(self, counts: Counter[Any]) -> Counter[Any]:
+        """Misra-Gries: past ``counters`` values, take the next-largest count off every
+        count and drop the values left with none."""
+        if len(counts) <= self._counters:
+            return counts
+        cut = sorted(counts.values(), reverse=True)[self._counters]
+        return Counter({key: n - cut for key, n in counts.items() if n > cut})
 
     def combine(self, current_accumulator: Counter[Any], new: Counter[Any]) -> Counter[Any]:
-        return current_accumulator + new
+        return self._bounded(current_accumulator + new)
 
     def finalize(self, accumulator: Counter[Any]) -> list[dict[str, Any]]:
         on = self._target_col_name

@@ -179,3 +179,26 @@ def test_profile_aggregates_direct():
         ApproximateQuantile(on="v", quantiles=[1.5])
     with pytest.raises(ValueError, match="k must"):
         ApproximateTopK(on="v", k=0)
+
+
+def test_quantile_past_capacity_is_close():
+    values = np.random.default_rng(1).permutation(20_000).astype(float)
+    ds = engine.from_arrow(pa.table({"v": values})).repartition(8)
+    agg = ApproximateQuantile(on="v", quantiles=[0.1, 0.5, 0.9], quantile_precision=8)
+    result = ds.aggregate(agg)["approx_quantile(v)"]  # from a sample of 1,024 values
+    for q, got in zip([0.1, 0.5, 0.9], result, strict=True):
+        assert abs(got - q * 20_000) < 0.06 * 20_000
+        assert got in set(values.tolist())
+    assert ds.aggregate(agg) == {"approx_quantile(v)": result}  # the same on a rerun
+
+
+def test_topk_past_capacity_keeps_frequent_values():
+    # 6 counters (log_capacity=3) for ~2,000 distinct values: the frequent ones survive
+    words = ["hot"] * 600 + ["warm"] * 300 + [f"rare{i}" for i in range(2_000)]
+    rng = np.random.default_rng(2)
+    ds = engine.from_items([{"w": w} for w in rng.permutation(words)]).repartition(5)
+    top = ds.aggregate(ApproximateTopK(on="w", k=2, log_capacity=3))["approx_topk(w)"]
+    assert [t["w"] for t in top] == ["hot", "warm"]
+    bound = len(words) / 6  # Misra-Gries: counts low by at most total / counters
+    assert 600 - bound <= top[0]["count"] <= 600
+    assert 300 - bound <= top[1]["count"] <= 300
