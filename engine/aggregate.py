@@ -758,3 +758,17 @@ def merge_group_states(
     for key, states in b.items():
         out[key] = merge_states(aggs, out[key], states) if key in out else states
     return out
+
+
+_PROFILE_AGGREGATES = ("ApproximateQuantile", "ApproximateTopK", "MissingValuePercentage",
+                       "ZeroPercentage")
+
+
+def __getattr__(name: str) -> Any:
+    # Ray Data imports these from its aggregate module too; they live in a module of their
+    # own (which imports this one), so they are looked up on first use.
+    if name in _PROFILE_AGGREGATES:
+        from engine import aggregate_profile
+
+        return getattr(aggregate_profile, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -761,6 +761,26 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
 
         return self._simple_agg(Std, on, ddof=ddof, ignore_nulls=ignore_nulls)
 
+    def summary(self, columns: list[str] | None = None,
+                override_dtype_agg_mapping: dict[Any, Any] | None = None) -> Any:
+        """Compute per-column statistics chosen by column type, in one pass; returns a
+        ``DatasetSummary`` (``to_pandas()``, ``get_column_stats(column)``).
+
+        Numbers get count, mean, min, max, std, approx_quantile (median), missing_pct and
+        zero_pct; strings and binary count, missing_pct and approx_topk (top 10); temporal
+        columns count, min, max and missing_pct; other types count, missing_pct and
+        approx_topk.
+
+        Args:
+            columns: the columns to summarize; all if ``None``.
+            override_dtype_agg_mapping: ``{DataType or TypeCategory: factory}``, where
+                ``factory(column)`` returns the aggregators (``AggregateFnV2``) for a column
+                of that type; takes precedence over the defaults.
+        """
+        from engine.summary import summarize
+
+        return summarize(self, columns, override_dtype_agg_mapping)
+
     def unique(self, column: str, ignore_nulls: bool = False) -> list[Any]:
         """The distinct values of ``column``."""
         from engine.aggregate import Unique
