@@ -42,7 +42,8 @@ class RayInstances:
         """A one-node Ray instance with 2 CPUs, connected."""
         if self.kind != "single":
             self._stop()
-            ray.init(num_cpus=2, **_QUIET)
+            # a new local instance even when another Ray runs on this machine
+            ray.init(address="local", num_cpus=2, **_QUIET)
             self.kind = "single"
 
     def two_nodes(self) -> Cluster:
