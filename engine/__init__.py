@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "Dataset": "engine.dataset",
     "MaterializedDataset": "engine.dataset",
     "Schema": "engine.schema",
-    "DataIterator": "engine.streaming_split",
+    "DataIterator": "engine.splits.streaming",
     "RandomSeedConfig": "engine.random_seed",
     # expressions and aggregates
     "col": "engine.expressions",

@@ -5,7 +5,8 @@ format follows the class (``ArrowBatchCollateFn``: ``pyarrow.Table``,
 ``NumpyBatchCollateFn``: dict of numpy arrays, ``PandasBatchCollateFn``:
 ``pandas.DataFrame``). ``DefaultCollateFn`` is what runs without one: Arrow columns to
 tensors, zero-copy where the memory is the batch's own, copied where it is shared (see
-:mod:`engine.torch_batches`). A collate function runs on the iterator's background thread.
+:mod:`engine.consumption.torch_batches`). A collate function runs on the iterator's
+background thread.
 
     >>> import torch
     >>> from engine.collate_fn import NumpyBatchCollateFn
@@ -74,7 +75,7 @@ class DefaultCollateFn(ArrowBatchCollateFn):
 
     def __init__(self, dtypes: Any = None, device: Any = None, pin_memory: bool = False,
                  num_workers: int = _DEFAULT_NUM_WORKERS) -> None:
-        from engine.torch_batches import resolve_device
+        from engine.consumption.torch_batches import resolve_device
 
         self.dtypes = dtypes
         self.device = resolve_device(device) if device is not None else None
@@ -87,7 +88,7 @@ class DefaultCollateFn(ArrowBatchCollateFn):
 
     def collate(self, batch: pa.Table, owned: bool) -> dict[str, Any]:
         """Like calling it; ``owned`` says the batch's memory is its own (no copy needed)."""
-        from engine.torch_batches import arrow_batch_to_tensors
+        from engine.consumption.torch_batches import arrow_batch_to_tensors
 
         if self.num_workers > 0 and self._threadpool is None:
             self._threadpool = ThreadPoolExecutor(max_workers=self.num_workers,

@@ -32,10 +32,10 @@ from engine.arguments import (
 )
 from engine.block import concat_tables, table_to_pandas, validate_batch_format
 from engine.compute import expression_compute, resolve_compute
+from engine.consumption.iteration import BatchIterable
 from engine.context import DataContext
 from engine.dataset_info import DatasetInfo
 from engine.dataset_writes import DatasetWrites
-from engine.iteration import BatchIterable
 from engine.logical import all_to_all as la
 from engine.logical import operators as lo
 from engine.logical.optimizer import optimize
@@ -685,7 +685,7 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
         """``n`` ``DataIterator``s that consume one execution per pass concurrently (one
         per trainer rank: threads, or processes the iterators are passed to); ``equal``
         gives each exactly ``total // n`` rows."""
-        from engine.streaming_split import streaming_split
+        from engine.splits.streaming import streaming_split
 
         return streaming_split(self, n, equal)
 

@@ -79,6 +79,10 @@ def _forbidden(module: str) -> list[str]:
     if _within(module, "engine.runtime"):
         api = [f"engine.{p.stem}" for p in ENGINE.glob("*.py")
                if f"engine.{p.stem}" not in LEAVES and p.stem != "__init__"]
+        # the API's own folders (consumption, splits, ...) too
+        api += [f"engine.{d.name}" for d in ENGINE.iterdir()
+                if (d / "__init__.py").exists() and f"engine.{d.name}" not in LEAVES
+                and d.name not in ("runtime", "logical", "physical", "io")]
         return ["engine.logical", "engine.physical", "engine.io", *api]
     if _within(module, "engine.logical"):
         return ["engine.physical", "engine.runtime"]

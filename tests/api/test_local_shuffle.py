@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import engine as ed
-from engine.batching import batch_tables, shuffled_batches
+from engine.consumption.batching import batch_tables, shuffled_batches
 from engine.random_seed import (
     RandomSeedConfig,
     get_single_integer_random_seed,

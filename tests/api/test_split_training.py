@@ -19,7 +19,7 @@ import pytest
 import engine as ed
 from engine import session
 from engine.errors import SplitConsumerDiedError
-from engine.streaming_split import MAX_QUEUED_BLOCKS, SplitCoordinator
+from engine.splits.streaming import MAX_QUEUED_BLOCKS, SplitCoordinator
 
 JOIN_S = int(os.environ.get("TEST_JOIN_S", "120"))
 
@@ -140,7 +140,7 @@ def test_a_killed_rank_gives_the_others_a_clear_error() -> None:
 
 
 def test_a_rank_that_died_between_epochs_fails_the_next_wait(monkeypatch) -> None:
-    monkeypatch.setattr("engine.streaming_split._LIVENESS_POLL_S", 0.05)
+    monkeypatch.setattr("engine.splits.streaming._LIVENESS_POLL_S", 0.05)
     its = ed.range(200, override_num_blocks=4).streaming_split(2, equal=True)
     ctx = multiprocessing.get_context("fork")
     done = ctx.SimpleQueue()  # put() writes at once: nothing is lost to the kill

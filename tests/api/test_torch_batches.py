@@ -17,7 +17,7 @@ from engine.collate_fn import (
     NumpyBatchCollateFn,
     PandasBatchCollateFn,
 )
-from engine.torch_batches import arrow_batch_to_tensors
+from engine.consumption.torch_batches import arrow_batch_to_tensors
 
 torch = pytest.importorskip("torch")
 

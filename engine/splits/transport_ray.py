@@ -4,7 +4,7 @@ On the Ray backend no path crosses the wire: a small async Ray actor, the *relay
 between remote consumers and the coordinator in the driver. A consumer (a Ray task or
 actor, a trainer rank, on any node) sends each request to the relay and awaits the reply;
 a driver thread long-polls the relay for requests and serves each connection with the same
-:func:`engine.split_transport._serve` loop as the local socket server. Replies carry
+:func:`engine.splits.transport._serve` loop as the local socket server. Replies carry
 ``ObjectRef`` s (inside :class:`~engine.runtime.ray_backend.refs.BlockArg`): Ray tracks
 the consumer as a borrower, and the consumer reads the block from its own node's object
 store. Requests carry the relay's random key: only holders of the pickled ``DataIterator``
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.runtime.ray_backend.cluster import RayCluster
-    from engine.streaming_split import SplitCoordinator
+    from engine.splits.streaming import SplitCoordinator
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class RayRelayServer:
     def _pump(self) -> None:
         import ray
 
-        from engine.split_transport import _serve
+        from engine.splits.transport import _serve
 
         # Each check of ray.is_initialized() matters: an actor call after Ray's shutdown
         # would start a new local Ray instance (Ray's auto-init).

@@ -4,7 +4,7 @@ Block references from the executor are read zero-copy, sliced and concatenated i
 ``batch_size`` batches, optionally shuffled through a local buffer, converted to the batch
 format, collated, and queued ``prefetch_batches`` ahead of the consumer. Closing (or
 dropping) the iterator stops the thread and the execution behind it. Every pass records
-its timings in an :class:`~engine.iter_stats.IterStats`.
+its timings in an :class:`~engine.consumption.iter_stats.IterStats`.
 
 Each batch travels with an ``owned`` flag: ``True`` when its memory was made by this
 pipeline for this batch alone (the shuffle buffer's output), ``False`` when it is a view of
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.block import concat_tables, table_to_batch, validate_batch_format
-from engine.iter_stats import IterStats
+from engine.consumption.iter_stats import IterStats
 
 _END = object()
 

@@ -4,7 +4,7 @@
 the dataset and cut its blocks by row ranges, keeping row order (split ``i`` holds rows
 before those of split ``i + 1``). A block cut in two is written again as two slices; every
 other block is shared, not copied. Streaming to ``n`` consumers without materializing is
-``streaming_split`` (:mod:`engine.streaming_split`, re-exported here).
+``streaming_split`` (:mod:`engine.splits.streaming`, re-exported here).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.arguments import check_count, check_seed
-from engine.streaming_split import DataIterator, streaming_split
+from engine.splits.streaming import DataIterator, streaming_split  # re-exported
 
 __all__ = ["DataIterator", "split", "split_at_indices", "split_proportionately",
            "streaming_split", "train_test_split"]

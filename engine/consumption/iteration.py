@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.block import table_to_rows
-from engine.iter_stats import IterStats
+from engine.consumption.iter_stats import IterStats
 
 
 class BatchIterable:
@@ -52,7 +52,7 @@ class BatchIterable:
 
     def _iter(self, *, collate: Callable[[Any, bool], Any] | None,
               finalize: Callable[[Any], Any] | None = None, **kwargs: Any) -> Iterator[Any]:
-        from engine.batching import iter_batches
+        from engine.consumption.batching import iter_batches
 
         stats = IterStats()
         epoch = self._passes
@@ -89,7 +89,7 @@ class BatchIterable:
             NumpyBatchCollateFn,
             PandasBatchCollateFn,
         )
-        from engine.torch_batches import finalizer, import_torch
+        from engine.consumption.torch_batches import finalizer, import_torch
 
         import_torch()
         if collate_fn is not None and (dtypes is not None or device != "auto"):

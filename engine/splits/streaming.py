@@ -6,7 +6,7 @@ is one *epoch*; every epoch is one execution of the dataset, and its blocks go t
 consumer asks for them. Consumers may be threads of this process, or other processes: a
 ``DataIterator`` that was pickled (``spawn``) or inherited (``fork``) into another process
 asks the coordinator for its blocks over a local socket and reads them from the shared
-block store by path (:mod:`engine.split_transport`).
+block store by path (:mod:`engine.splits.transport`).
 
 With ``equal=True`` each consumer gets exactly ``total // n`` rows (up to ``n - 1`` rows
 are dropped, as in Ray Data): a block is handed out only while the consumer's rows stay
@@ -48,13 +48,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.arguments import check_count
+from engine.consumption.iteration import BatchIterable
 from engine.errors import SplitConsumerDiedError
-from engine.iteration import BatchIterable
 from engine.runtime.interfaces import is_block
 
 if TYPE_CHECKING:
     from engine.dataset import Dataset
-    from engine.split_transport import SplitServer
+    from engine.splits.transport import SplitServer
 
 # Blocks queued for a consumer that is iterating before the one that wants more waits.
 MAX_QUEUED_BLOCKS = 4
@@ -361,7 +361,7 @@ class DataIterator(BatchIterable):
 
     def _block_refs(self) -> Iterator[Any]:
         if self._coordinator is None or os.getpid() != self._owner_pid:
-            from engine.split_transport import remote_block_refs
+            from engine.splits.transport import remote_block_refs
 
             if self._address is None or self._authkey is None:
                 raise RuntimeError("this DataIterator has no coordinator to reach from "
@@ -414,7 +414,7 @@ def _remote_iterator(index: int, address: str, authkey: bytes) -> DataIterator:
 def streaming_split(ds: Dataset, n: int, equal: bool) -> list[DataIterator]:
     """``n`` iterators over one execution per epoch of ``ds`` (see the module docstring)."""
     check_count(n, "streaming_split")
-    from engine.split_transport import start_server
+    from engine.splits.transport import start_server
 
     coordinator = SplitCoordinator(ds, n, equal)
     start_server(coordinator)

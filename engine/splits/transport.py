@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from engine.streaming_split import SplitCoordinator
+    from engine.splits.streaming import SplitCoordinator
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def start_server(coordinator: SplitCoordinator) -> None:
     cluster = session.get_cluster()
     if not isinstance(cluster, LocalCluster):  # Ray: consumers reach it through an actor
         from engine.runtime.ray_backend.cluster import RayCluster
-        from engine.split_transport_ray import start_ray_server
+        from engine.splits.transport_ray import start_ray_server
 
         assert isinstance(cluster, RayCluster), f"no split transport for {cluster!r}"
         start_ray_server(coordinator, cluster)
@@ -199,7 +199,7 @@ class _MappedBlock:
 def remote_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_MappedBlock]:
     """One pass of consumer ``index``, asked of the coordinator at ``address``."""
     from engine.runtime.block_store import read_location
-    from engine.split_transport_ray import PREFIX, relay_block_refs
+    from engine.splits.transport_ray import PREFIX, relay_block_refs
 
     if address.startswith(PREFIX):
         yield from relay_block_refs(address, authkey, index)  # type: ignore[misc]
