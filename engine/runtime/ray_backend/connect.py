@@ -12,9 +12,8 @@ def engine_runtime_env(runtime_env: dict[str, Any] | None, ship_engine: bool) ->
     import the driver's version even where it is not installed)."""
     env = dict(runtime_env or {})
     if ship_engine:
-        import engine
-
-        package = os.path.dirname(os.path.abspath(engine.__file__))
+        # engine/runtime/ray_backend/connect.py -> engine/ (found without importing the API)
+        package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         modules = list(env.get("py_modules") or [])
         if package not in modules:
             modules.append(package)
