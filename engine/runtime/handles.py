@@ -7,111 +7,49 @@ credits to the producing worker: outputs nobody takes stop the producer.
 
 from __future__ import annotations
 
-import collections
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from engine.runtime.output_stream import OutputStream
 
 if TYPE_CHECKING:
     from engine.runtime.cluster import LocalCluster
 
 
-class TaskHandle:
+class TaskHandle(OutputStream):
     """The driver's view of one task (or actor call): outputs, completion, error."""
 
     def __init__(self, key: int, name: str, cluster: LocalCluster,
                  notify: Callable[[], None] | None, credits: int = 2) -> None:
-        self.key = key
-        self.name = name
-        self.credits = credits
-        self.done = False
-        self.error: BaseException | None = None
-        self.cpu_seconds = 0.0
-        self._outputs: collections.deque[Any] = collections.deque()
-        self._cancelled = False
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        super().__init__(key, name, notify, credits)
         self._cluster = cluster
-        self._notify = notify
         self.arg_refs: list[Any] = []  # keeps input blocks alive while the task runs
 
     # -- called by the runtime's IO thread ---------------------------------------------
-    def _push(self, item: Any) -> None:
-        with self._cond:
-            if self._cancelled:
-                return  # dropped: a BlockRef nobody holds frees its block
-            self._outputs.append(item)
-            self._cond.notify_all()
-        if self._notify is not None:
-            self._notify()
-
     def _finish(self, error: BaseException | None = None, cpu_seconds: float = 0.0) -> None:
-        with self._cond:
-            if self.done:
-                return
-            self.done = True
-            self.error = error
-            self.cpu_seconds = cpu_seconds
-            self.arg_refs = []
-            self._cond.notify_all()
-        if self._notify is not None:
-            self._notify()
+        if self.done:
+            return
+        self.cpu_seconds = cpu_seconds
+        if self._end(error):
+            self._notify_changed()
+
+    def _on_end(self) -> None:
+        self.arg_refs = []
 
     # -- called by the consumer -----------------------------------------------------------
-    @property
-    def has_output(self) -> bool:
-        return bool(self._outputs)
-
-    @property
-    def waiting_for_credit(self) -> bool:
-        """Running but stopped: every output its credits allow waits to be taken."""
-        return not self.done and len(self._outputs) >= self.credits
-
-    @property
-    def finished(self) -> bool:
-        """Done and every output taken."""
-        return self.done and not self._outputs
-
     def take(self, max_items: int | None = None) -> list[Any]:
         """Pop available outputs (at most ``max_items``) and return their credits."""
-        with self._lock:
-            n = len(self._outputs) if max_items is None else min(max_items, len(self._outputs))
-            items = [self._outputs.popleft() for _ in range(n)]
-            running = not self.done
+        items, running = self._pop(max_items)
         if items and running:
             self._cluster._grant_credits(self.key, len(items))
         return items
 
     def cancel(self) -> None:
         """Stop the task; outputs not yet taken are dropped (their blocks freed)."""
-        with self._lock:
-            self._cancelled = True
-            dropped = list(self._outputs)
-            self._outputs.clear()
+        dropped = self._drop_all()
         self._cluster._cancel(self.key)
         del dropped  # outside the lock: freeing blocks takes the store's lock
-
-    def iter_outputs(self, timeout: float | None = None) -> Iterator[Any]:
-        """Yield outputs as they arrive until the task ends; raise its error, if any."""
-        while True:
-            with self._cond:
-                while not self._outputs and not self.done:
-                    if not self._cond.wait(timeout):
-                        raise TimeoutError(f"task {self.name} produced nothing in {timeout}s")
-                if not self._outputs and self.done:
-                    if self.error is not None:
-                        raise self.error
-                    return
-            yield from self.take(1)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the task is done; return whether it is."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self.done, timeout)
-
-    def __repr__(self) -> str:
-        state = "done" if self.done else "running"
-        return f"TaskHandle({self.name}#{self.key}, {state}, {len(self._outputs)} outputs)"
 
 
 class ActorHandle:

@@ -8,16 +8,16 @@ producer: outputs nobody takes stop the task, as on the local backend.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from engine.errors import ActorDiedError, SystemException
 from engine.runtime.interfaces import RemoteError, ValueOutput
+from engine.runtime.output_stream import OutputStream
 from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.refs import RayBlockRef
 
@@ -37,27 +37,18 @@ def remote_error(record: tuple[Any, ...]) -> RemoteError:
     return RemoteError(exc_type, type_name, message, tb)
 
 
-class RayTaskHandle:
+class RayTaskHandle(OutputStream):
     """The driver's view of one Ray task (or actor call): outputs, completion, error."""
 
     def __init__(self, key: int, name: str, generator: Any, cluster: RayCluster,
                  notify: Callable[[], None] | None, credits: int,
                  on_done: Callable[[], None] | None = None,
                  actor_error: Callable[[], BaseException | None] | None = None) -> None:
-        self.key = key
-        self.name = name
-        self.credits = credits
-        self.done = False
-        self.error: BaseException | None = None
-        self.cpu_seconds = 0.0
+        super().__init__(key, name, notify, credits)
         self._gen = generator
         self._cluster = cluster
-        self._notify = notify
         self._on_done = on_done
         self._actor_error = actor_error  # an actor call fails as its actor did
-        self._outputs: collections.deque[Any] = collections.deque()
-        self._cancelled = False
-        self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, name=f"engine-ray-{name}",
                                         daemon=True)
         self._thread.start()
@@ -112,23 +103,12 @@ class RayTaskHandle:
                 from_ray_error(exc, f"task {self.name}")
         self._finish(error)
 
-    def _push(self, item: Any) -> None:
-        with self._cond:
-            if self._cancelled:
-                return
-            self._outputs.append(item)
-            self._cond.notify_all()
-        if self._notify is not None:
-            self._notify()
+    def _on_end(self) -> None:
+        self._gen = None
 
     def _finish(self, error: BaseException | None) -> None:
-        with self._cond:
-            if self.done:
-                return
-            self.done = True
-            self.error = error
-            self._gen = None
-            self._cond.notify_all()
+        if not self._end(error):
+            return
         if isinstance(error, SystemException):
             self._cluster.report_failure(error, f"task {self.name}")
         if self._on_done is not None:
@@ -137,66 +117,20 @@ class RayTaskHandle:
             self._notify()
 
     # -- the consumer --------------------------------------------------------------------
-    @property
-    def has_output(self) -> bool:
-        return bool(self._outputs)
-
-    @property
-    def waiting_for_credit(self) -> bool:
-        return not self.done and len(self._outputs) >= self.credits
-
-    @property
-    def finished(self) -> bool:
-        return self.done and not self._outputs
-
-    def take(self, max_items: int | None = None) -> list[Any]:
-        """Pop available outputs and let the reading thread fetch more."""
-        with self._cond:
-            n = len(self._outputs) if max_items is None else min(max_items, len(self._outputs))
-            items = [self._outputs.popleft() for _ in range(n)]
-            if items:
-                self._cond.notify_all()
-        return items
-
     def cancel(self) -> None:
         """Stop the task (``ray.cancel``); outputs not yet taken are dropped."""
         import ray
 
-        with self._cond:
-            if self._cancelled:
-                return
-            self._cancelled = True
-            gen = self._gen
-            dropped = list(self._outputs)
-            self._outputs.clear()
-            self._cond.notify_all()
+        gen = self._gen
+        dropped = self._drop_all()
+        if dropped is None:
+            return
         if gen is not None and ray.is_initialized():
             with contextlib.suppress(Exception):
                 ray.cancel(gen)
         del dropped
         # The task is stopped for the engine now; Ray ends it in the background.
         self._finish(None)
-
-    def iter_outputs(self, timeout: float | None = None) -> Iterator[Any]:
-        """Yield outputs as they arrive until the task ends; raise its error, if any."""
-        while True:
-            with self._cond:
-                while not self._outputs and not self.done:
-                    if not self._cond.wait(timeout):
-                        raise TimeoutError(f"task {self.name} produced nothing in {timeout}s")
-                if not self._outputs and self.done:
-                    if self.error is not None:
-                        raise self.error
-                    return
-            yield from self.take(1)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.done, timeout)
-
-    def __repr__(self) -> str:
-        state = "done" if self.done else "running"
-        return f"RayTaskHandle({self.name}#{self.key}, {state}, {len(self._outputs)} outputs)"
 
 
 class RayActorHandle:
