@@ -332,3 +332,28 @@ def empty_table_like(schema: pa.Schema | None) -> pa.Table:
     if schema is None:
         return pa.table({})
     return schema.empty_table()
+
+
+def rebatch(blocks: collections.abc.Iterable[pa.Table],
+            batch_size: int | None) -> collections.abc.Iterator[pa.Table]:
+    """Yield tables of exactly ``batch_size`` rows (the last may be smaller): slices of a
+    block, or slices of several concatenated (``None``: each non-empty block as it is)."""
+    if batch_size is None:
+        for block in blocks:
+            if block.num_rows:
+                yield block
+        return
+    buffer: list[pa.Table] = []
+    buffered = 0
+    for block in blocks:
+        offset = 0
+        while offset < block.num_rows:
+            take = min(batch_size - buffered, block.num_rows - offset)
+            buffer.append(block.slice(offset, take))
+            buffered += take
+            offset += take
+            if buffered == batch_size:
+                yield buffer[0] if len(buffer) == 1 else concat_tables(buffer)
+                buffer, buffered = [], 0
+    if buffered:
+        yield buffer[0] if len(buffer) == 1 else concat_tables(buffer)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.block import concat_tables, table_to_batch, validate_batch_format
+from engine.block import concat_tables, rebatch, table_to_batch, validate_batch_format
 from engine.consumption.iter_stats import IterStats
 
 _END = object()
@@ -99,30 +99,6 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
         head += batch_size
 
 
-def _rebatch(blocks: Iterator[pa.Table], batch_size: int | None) -> Iterator[pa.Table]:
-    """Tables of exactly ``batch_size`` rows (the last may be smaller): slices of a block,
-    or slices of several concatenated without a copy."""
-    if batch_size is None:
-        for block in blocks:
-            if block.num_rows:
-                yield block
-        return
-    parts: list[pa.Table] = []
-    buffered = 0
-    for block in blocks:
-        offset = 0
-        while offset < block.num_rows:
-            n = min(batch_size - buffered, block.num_rows - offset)
-            parts.append(block.slice(offset, n))
-            buffered += n
-            offset += n
-            if buffered == batch_size:
-                yield parts[0] if len(parts) == 1 else concat_tables(parts)
-                parts, buffered = [], 0
-    if buffered:
-        yield parts[0] if len(parts) == 1 else concat_tables(parts)
-
-
 def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: bool,
                  local_shuffle_buffer_size: int | None,
                  rng: np.random.Generator | None = None) -> Iterator[tuple[pa.Table, bool]]:
@@ -133,7 +109,7 @@ def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: 
         stream = shuffled_batches(blocks, batch_size or 256, local_shuffle_buffer_size,
                                   rng if rng is not None else np.random.default_rng())
     else:
-        stream = _rebatch(blocks, batch_size)
+        stream = rebatch(blocks, batch_size)
     for table in stream:
         if drop_last and batch_size is not None and table.num_rows < batch_size:
             return

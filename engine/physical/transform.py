@@ -20,6 +20,7 @@ import pyarrow as pa
 from engine.block import (
     batch_to_table,
     concat_tables,
+    rebatch,
     rows_to_table,
     split_by_size,
     table_to_batch,
@@ -61,29 +62,6 @@ def udf_display_name(fn: Any) -> str:
     if name is None:
         name = type(fn).__name__
     return str(name)
-
-
-def rebatch(blocks: Iterable[pa.Table], batch_size: int | None) -> Iterator[pa.Table]:
-    """Yield tables of exactly ``batch_size`` rows (the last may be smaller)."""
-    if batch_size is None:
-        for block in blocks:
-            if block.num_rows:
-                yield block
-        return
-    buffer: list[pa.Table] = []
-    buffered = 0
-    for block in blocks:
-        offset = 0
-        while offset < block.num_rows:
-            take = min(batch_size - buffered, block.num_rows - offset)
-            buffer.append(block.slice(offset, take))
-            buffered += take
-            offset += take
-            if buffered == batch_size:
-                yield buffer[0] if len(buffer) == 1 else concat_tables(buffer)
-                buffer, buffered = [], 0
-    if buffered:
-        yield buffer[0] if len(buffer) == 1 else concat_tables(buffer)
 
 
 def _writable(batch: Any) -> Any:
