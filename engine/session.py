@@ -66,9 +66,11 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
     Like ``ray.init()``, it returns once the workers are up, so what runs next does not
     wait for them (a consuming call that starts the cluster implicitly does not block).
     """
+    if resolve_address(address) is None:
+        prestart()  # the zygote imports while the driver does (not after: 2 serial waits)
+    _import_while_workers_start()
     cluster = _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory,
                      runtime_env)
-    _import_while_workers_start()
     if not cluster.wait_ready():
         logger.warning("engine.init: not every worker started within 30 s; going on")
     return cluster
