@@ -6,7 +6,11 @@ buffer (``train-ingest-shuffle``, see ``train_ingest_shuffle.py``). Timed from t
 request, the engine's start included (``COLD_START``); the time to the first batch is
 reported too. Baselines: a single-process pyarrow loop (which, shuffled, permutes each
 65,536-row window: it mixes less than a carried-over buffer), and a torch ``DataLoader``
-with 2 worker processes doing the same per file. Every variant checks that each id came
+with 2 worker processes doing the same per file. Daft: its fastest batch path,
+``read_parquet(...).into_batches(...).to_arrow_iter()`` with each record batch made tensors
+as the loop does (``to_torch_iter_dataset`` yields one dict of Python scalars per row; Daft
+has no local shuffle buffer and its ``shuffle()`` is a global sort, so shuffled it permutes
+each 65,536-row window like the loop). Every variant checks that each id came
 exactly once (count and sum) and that the shuffled ones are not in file order.
 """
 
@@ -68,6 +72,7 @@ def setup(api: ModuleType | None, scale: float) -> ParquetSet:
 
 setup_pyarrow_loop = setup
 setup_torch_dataloader = setup
+setup_daft = setup
 
 
 def run(api: ModuleType, scale: float, data: ParquetSet, *, started: float,
@@ -144,3 +149,25 @@ def run_torch_dataloader(torch: ModuleType, scale: float, data: ParquetSet, *,
     loader = DataLoader(_FileShards(data.paths, buffer), batch_size=None,
                         num_workers=DATALOADER_WORKERS)
     return _consume(loader, data, started, buffer is not None)
+
+
+def _daft_batches(daft: ModuleType, paths: list[str], buffer: int | None,
+                  seed: int) -> Iterator[dict[str, Any]]:
+    """Daft's record batches (``into_batches``) as tensors; shuffled: each window of
+    ``buffer`` rows permuted (one take) and sliced, as the pyarrow loop does."""
+    df = daft.read_parquet(paths).select(*COLUMNS)
+    if buffer is None:
+        for rb in df.into_batches(BATCH_SIZE).to_arrow_iter():
+            yield _tensors(rb)
+        return
+    rng = np.random.default_rng(seed)
+    for window in df.into_batches(buffer).to_arrow_iter():
+        mixed = window.take(rng.permutation(window.num_rows))
+        for offset in range(0, mixed.num_rows, BATCH_SIZE):
+            yield _tensors(mixed.slice(offset, BATCH_SIZE))
+
+
+def run_daft(daft: ModuleType, scale: float, data: ParquetSet, *, started: float,
+             buffer: int | None = BUFFER) -> Result:
+    return _consume(_daft_batches(daft, data.paths, buffer, seed=0), data, started,
+                    buffer is not None)
