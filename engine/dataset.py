@@ -791,11 +791,17 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
 
     # =============================================================== introspection
     def stats(self) -> str:
-        """Per-operator statistics of the last execution of this dataset."""
+        """Per-operator statistics of the last execution of this dataset; after a pass of
+        ``iter_batches`` (or ``iter_torch_batches``) that was that execution, the
+        iterator's time breakdown too (how long the consumer waited for batches)."""
         from engine.physical.stats import format_stats
 
         ex = self._last_executor
-        return format_stats(ex.summary() if ex is not None else None)
+        return format_stats(ex.summary() if ex is not None else None) + \
+            self._latest_pass_stats()
+
+    def _current_run(self) -> Any:
+        return self._last_executor
 
     def explain(self) -> str:
         """Print (and return) the logical, optimized logical and physical plans."""
@@ -839,11 +845,13 @@ class MaterializedDataset(Dataset):
         return len(self._refs)
 
     def stats(self) -> str:
-        """Per-operator statistics of the execution that produced this dataset."""
+        """Per-operator statistics of the execution that produced this dataset, and the
+        iterator's time breakdown of the latest pass over its blocks."""
         from engine.physical.stats import format_stats
 
         ex = self._production_executor or self._last_executor
-        return format_stats(ex.summary() if ex is not None else None)
+        return format_stats(ex.summary() if ex is not None else None) + \
+            self._latest_pass_stats()
 
     def count(self) -> int:
         """The number of rows, from the blocks' metadata (nothing runs)."""

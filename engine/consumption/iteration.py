@@ -20,9 +20,14 @@ from engine.consumption.iter_stats import IterStats
 class BatchIterable:
     _passes: int = 0  # passes begun over this iterable
     _iter_stats: IterStats | None = None  # timings of the latest pass
+    _iter_run: Any = None  # the execution the latest pass consumed (see _current_run)
 
     def _block_refs(self) -> Iterator[Any]:
         raise NotImplementedError
+
+    def _current_run(self) -> Any:
+        """The latest execution of this iterable (``None`` where it has no such notion)."""
+        return None
 
     def _ordered_block_refs(self) -> Iterator[Any]:
         """The block references in a deterministic order (default: as ``_block_refs``)."""
@@ -63,6 +68,7 @@ class BatchIterable:
         seeded = kwargs.get("local_shuffle_buffer_size") and \
             kwargs.get("local_shuffle_seed") is not None
         refs = self._ordered_block_refs() if seeded else self._block_refs()
+        self._iter_run = self._current_run()  # the refs' execution exists by now
         return iter_batches(refs, collate_fn=collate, finalize_fn=finalize,
                             stats=stats, epoch=epoch, **kwargs)
 
@@ -131,3 +137,10 @@ class BatchIterable:
     def _iterator_stats(self) -> str:
         """The time breakdown of the latest pass over ``iter_batches`` (empty if none)."""
         return self._iter_stats.to_string() if self._iter_stats is not None else ""
+
+    def _latest_pass_stats(self) -> str:
+        """The latest pass's breakdown if it consumed the latest execution (empty if another
+        run, a ``count()`` say, came after it)."""
+        if self._iter_stats is None or self._iter_run is not self._current_run():
+            return ""
+        return self._iter_stats.to_string()

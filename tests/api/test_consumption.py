@@ -234,6 +234,35 @@ def test_stats_after_take_report_that_run():
     assert "MapBatches(_plus_one)" in ds.stats() and "Limit[5]" in ds.stats()
 
 
+def test_stats_after_iter_batches_include_the_iterator_breakdown():
+    ds = ed.range(1000, override_num_blocks=4).map_batches(_plus_one)
+    batches = list(ds.iter_batches(batch_size=100))
+    assert len(batches) == 10
+    stats = ds.stats()
+    assert "MapBatches(_plus_one)" in stats  # the execution's stats come first
+    assert stats.index("Dataset iterator time breakdown") > stats.index("MapBatches")
+    assert "User thread blocked per batch (10 batches)" in stats
+    assert "Total time user thread is blocked by iter_batches" in stats
+
+
+def test_stats_show_the_breakdown_of_the_latest_pass_only():
+    ds = ed.range(1000, override_num_blocks=4).map_batches(_plus_one)
+    assert sum(len(b["id"]) for b in ds.iter_batches(batch_size=100)) == 1000
+    assert ds.count() == 1000  # a later run that no iterator consumed
+    assert "Dataset iterator time breakdown" not in ds.stats()
+    assert sum(len(b["id"]) for b in ds.iter_batches(batch_size=250)) == 1000
+    assert "(4 batches)" in ds.stats()
+
+
+def test_materialized_stats_add_the_breakdown_of_a_pass_over_its_blocks():
+    mat = ed.range(1000, override_num_blocks=4).map_batches(_plus_one).materialize()
+    assert "Dataset iterator time breakdown" not in mat.stats()
+    assert sum(len(b["id"]) for b in mat.iter_batches(batch_size=500)) == 1000
+    stats = mat.stats()
+    assert "MapBatches(_plus_one)" in stats  # its production
+    assert "User thread blocked per batch (2 batches)" in stats
+
+
 def test_explain_prints_plans(capsys):
     ds = ed.range(10).map_batches(_plus_one).filter(lambda r: r["id"] > 2).limit(3)
     out = ds.explain()
