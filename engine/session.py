@@ -22,9 +22,10 @@ logger = logging.getLogger(__name__)
 
 # Modules every map task unpickles code from, and the parquet reader's: imported once in the
 # zygote, not per worker at its first task (a cold parquet scan's first block came ~0.6 s
-# later without them on the 2-core machine).
+# later without them on the 2-core machine). pandas and pyarrow.dataset come later (see
+# engine.runtime.zygote): a plain read needs neither.
 _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate",
-                   "pyarrow.parquet", "pyarrow.dataset")
+                   "pyarrow.parquet", "engine.io.parquet_scan")
 
 _lock = threading.RLock()
 _cluster: Runtime | None = None
@@ -76,10 +77,12 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
     return cluster
 
 
-# What the driver imports for a first read (a parquet scan, pandas batches): imported while
-# init() waits for the workers rather than after it returns. (A consuming call that starts
-# the cluster implicitly needs no such help: the zygote starts while the driver imports.)
-_DRIVER_WARM_IMPORTS = ("pyarrow.dataset", "pyarrow.parquet", "pandas")
+# What the driver imports for a first read (a parquet scan): imported while init() waits for
+# the workers rather than after it returns. (A consuming call that starts the cluster
+# implicitly needs no such help: the zygote starts while the driver imports.) Not pandas:
+# it takes longer than the zygote's whole start, and a plain ingest never needs it.
+_DRIVER_WARM_IMPORTS = ("pyarrow.parquet", "pyarrow.compute", "engine.dataset",
+                        "engine.io.parquet_datasource")
 
 
 def _import_while_workers_start() -> None:

@@ -38,16 +38,24 @@ def resolve_device(device: Any) -> Any:
     return device if isinstance(device, torch.device) else torch.device(device)
 
 
-def _writable_view(arr: pa.Array) -> np.ndarray | None:
-    """A writable numpy view of a primitive array's values (no nulls), or None."""
+def _primitive_view(arr: pa.Array) -> np.ndarray | None:
+    """A numpy view of a primitive array's values (no nulls), or None; writable only where
+    the buffer is. (Not ``Array.to_numpy``: its first call imports pandas, a quarter of a
+    second of a cold start that nothing else of a plain ingest needs.)"""
     typ = arr.type
     if arr.null_count or not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
         return None
     data = arr.buffers()[1]
-    if data is None or not data.is_mutable:
+    if data is None:
         return None
     dtype = np.dtype(typ.to_pandas_dtype())
     return np.frombuffer(data, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def _writable_view(arr: pa.Array) -> np.ndarray | None:
+    """A writable numpy view of a primitive array's values (no nulls), or None."""
+    view = _primitive_view(arr)
+    return view if view is not None and view.flags.writeable else None
 
 
 def column_to_numpy(column: pa.ChunkedArray | pa.Array, owned: bool) -> tuple[np.ndarray, bool]:
@@ -67,10 +75,9 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array, owned: bool) -> tuple[np
             if flat is not None:
                 return flat.reshape((len(column), *typ.shape)), True
         return column.to_numpy_ndarray(), False
-    if owned:
-        view = _writable_view(column)
-        if view is not None:
-            return view, True
+    view = _primitive_view(column)
+    if view is not None:
+        return view, owned and bool(view.flags.writeable)
     values = column.to_numpy(zero_copy_only=False)
     # Arrow marks its zero-copy views read-only; what it had to convert is a fresh copy.
     return values, bool(values.flags.writeable)

@@ -25,7 +25,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from engine.errors import DatasetReadError
@@ -153,6 +152,8 @@ def matching_row_groups(metadata: pq.FileMetaData, predicate: pc.Expression,
 
     ``guarantee`` is what holds for every row of the file (its partition values, its path).
     """
+    import pyarrow.dataset as pads  # here: it imports pandas, which a plain read never needs
+
     sink = pa.BufferOutputStream()
     metadata.write_metadata_file(sink)
     fragment = pads.ParquetFileFormat().make_fragment(
@@ -169,6 +170,7 @@ def matching_row_groups(metadata: pq.FileMetaData, predicate: pc.Expression,
 def matching_partitions(guarantees: list[pc.Expression | None], predicate: pc.Expression,
                         schema: pa.Schema) -> list[int]:
     """Indices of files whose partition values do not rule ``predicate`` out (no I/O)."""
+    import pyarrow.dataset as pads
     from pyarrow.fs import LocalFileSystem
 
     dataset = pads.FileSystemDataset.from_paths(
