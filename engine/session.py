@@ -22,10 +22,9 @@ logger = logging.getLogger(__name__)
 
 # Modules every map task unpickles code from, and the parquet reader's: imported once in the
 # zygote, not per worker at its first task (a cold parquet scan's first block came ~0.6 s
-# later without them on the 2-core machine). pandas and pyarrow.dataset come later (see
-# engine.runtime.zygote): a plain read needs neither.
+# later without them on the 2-core machine).
 _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate",
-                   "pyarrow.parquet", "engine.io.parquet_scan")
+                   "pyarrow.parquet", "pyarrow.dataset", "engine.io.parquet_scan")
 
 _lock = threading.RLock()
 _cluster: Runtime | None = None
@@ -79,8 +78,9 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
 
 # What the driver imports for a first read (a parquet scan): imported while init() waits for
 # the workers rather than after it returns. (A consuming call that starts the cluster
-# implicitly needs no such help: the zygote starts while the driver imports.) Not pandas:
-# it takes longer than the zygote's whole start, and a plain ingest never needs it.
+# implicitly needs no such help: the zygote starts while the driver imports.) Not pandas
+# (nor pyarrow.dataset, which imports it): a plain ingest never needs it in the driver, and
+# its quarter second of CPU competes with the zygote's start on a small machine.
 _DRIVER_WARM_IMPORTS = ("pyarrow.parquet", "pyarrow.compute", "engine.dataset",
                         "engine.io.parquet_datasource")
 

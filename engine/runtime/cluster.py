@@ -658,9 +658,6 @@ class LocalCluster:
             "store_dir": self.store.dir, "spill_dir": self.store.spill_dir,
             "inline_max": self.inline_max_bytes, "env": env, "cpu_share": 1,
             "secret": self._secret.hex(), "budget_bytes": self.store.budget_bytes,
-            # The first workers start without what only some tasks need; later ones (actors,
-            # extra workers) inherit it from the zygote (see engine.runtime.zygote).
-            "warm": not now,
         }
         self._workers[wid] = _Worker(wid, 0, -1, actor_id)
         self.workers_started += 1

@@ -6,12 +6,6 @@ BLAS/OpenMP pools already sized by the environment), never creates a ZeroMQ cont
 thread, and forks a worker per request, so a worker is ready in milliseconds and never runs
 the user's ``__main__``. Requests are JSON lines on CMD_FD; each reply is the child's pid.
 
-What every worker needs is imported before the zygote says it is ready; what only some
-tasks need and costs a cold start most (pandas, ``pyarrow.dataset``: a quarter of a second
-on a 2-core machine) is imported at the first request that asks for it (``"warm"``: the
-cluster's actors and extra workers, not its first workers, which import it on demand,
-and a plain ingest never does).
-
 The zygote ignores SIGINT and SIGHUP: a Ctrl-C or a closed terminal reaches the whole
 process group, and the driver, not its helpers, decides what stops. It holds the lock of
 every session it forked workers for (see ``engine.runtime.session_dirs``). A driver that
@@ -36,10 +30,6 @@ _THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THR
                "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
 
 
-# Imported at the first fork request marked ``warm``, not before the first fork: the parquet
-# reads and Arrow/torch batches of a plain ingest never import them.
-_LATE_IMPORTS = ("pandas", "pyarrow.dataset")
-
 # How long a zygote whose driver died waits for the session's workers to exit before it
 # leaves the directories to the next start-up sweep (a worker stuck in the kernel).
 _CLEANUP_PATIENCE_S = 60.0
@@ -49,6 +39,7 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
     import importlib
 
     import numpy  # noqa: F401  (warm imports inherited by every worker)
+    import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
     import pyarrow
     import pyarrow.ipc  # noqa: F401
 
@@ -66,7 +57,6 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
     except ProcessLookupError:
         os._exit(0)  # the driver died before we started
     sessions: dict[str, tuple[int, str]] = {}  # store dir -> (lock fd, spill dir)
-    warmed = False  # _LATE_IMPORTS done
     cmds = os.fdopen(cmd_fd, "r")
     replies = os.fdopen(reply_fd, "w")
     replies.write("ready\n")
@@ -80,11 +70,6 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
             with contextlib.suppress(OSError):  # gone already: the worker sees that too
                 sessions[store_dir] = (hold_session(store_dir),
                                        request["spill_dir"])
-        if request.get("warm") and not warmed:
-            warmed = True
-            for name in _LATE_IMPORTS:
-                with contextlib.suppress(ImportError):  # as the preloads: a warm-up only
-                    importlib.import_module(name)
         pid = os.fork()
         if pid == 0:
             cmds.close()
