@@ -19,6 +19,7 @@ from engine.logical import operators as lo
 from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
 from engine.physical.exchange import plans
+from engine.physical.exchange.partial_agg import PartialGroupsStep
 from engine.physical.exchange.tasks import ConcatReduce, JoinReduce
 from engine.physical.group_step import GroupsStep
 from engine.physical.interfaces import PhysicalOperator
@@ -339,7 +340,18 @@ def _plan_top_k(op: la.TopK, inputs: list[PhysicalOperator],
 def _plan_aggregate(op: la.Aggregate, inputs: list[PhysicalOperator],
                     pc: PlanContext) -> PhysicalOperator:
     partitions = _hash_partitions(op.num_partitions, inputs, pc)
-    return _exchange(op, inputs, pc, plans.aggregate_plan(op.keys, list(op.aggs), partitions))
+    plan = plans.aggregate_plan(op.keys, list(op.aggs), partitions)
+    _partials_upstream(plan, inputs[0])
+    return _exchange(op, inputs, pc, plan)
+
+
+def _partials_upstream(plan: plans.ExchangePlan, up: PhysicalOperator) -> None:
+    """A partial aggregation runs as the last step of the upstream map tasks when there
+    are some (blocks turn into their partial rows where they are made, instead of going
+    through the store whole); the exchange's maps then only partition the partials."""
+    if isinstance(plan, plans.PartialAggregatePlan) and isinstance(up, TaskPoolMapOperator):
+        up.transformer.steps.append(PartialGroupsStep(plan.keys, plan.aggs))
+        plan.partials_in = True
 
 
 def _plan_group_partition(op: la.GroupPartition, inputs: list[PhysicalOperator],
