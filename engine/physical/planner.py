@@ -19,6 +19,7 @@ from engine.logical import operators as lo
 from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
 from engine.physical.exchange import plans
+from engine.physical.exchange.grouping import GroupPartitionReduce
 from engine.physical.exchange.partial_agg import PartialGroupsStep
 from engine.physical.exchange.tasks import ConcatReduce, JoinReduce
 from engine.physical.group_step import GroupsStep
@@ -357,8 +358,11 @@ def _partials_upstream(plan: plans.ExchangePlan, up: PhysicalOperator) -> None:
 def _plan_group_partition(op: la.GroupPartition, inputs: list[PhysicalOperator],
                           pc: PlanContext) -> PhysicalOperator:
     partitions = _hash_partitions(op.num_partitions, inputs, pc)
-    # One block per partition (never split): a group must not span blocks.
-    reduce = ConcatReduce([(k, "ascending") for k in op.keys])
+    # Blocks cut at group boundaries only: a group never spans blocks.
+    limit = pc.ctx.execution_options.resource_limits.object_store_memory
+    budget = int(min(limit or pc.ctx.memory_budget, pc.cluster.store_usage().budget_bytes))
+    block = min(_max_block_bytes(pc) or budget, max(1, budget // 4))
+    reduce = GroupPartitionReduce(op.keys, budget, block)
     return _exchange(op, inputs, pc, plans.HashPlan(
         op.keys, partitions, reduce, "map_groups: hash partition -> sort by key"))
 
