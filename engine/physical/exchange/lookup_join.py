@@ -110,7 +110,14 @@ class SmallSide:
             keys = keys.combine_chunks()
             filled = pc.fill_null(keys, 0) if keys.null_count else keys
             values = np.asarray(filled.cast(pa.int64()).to_numpy())
-            if self.lut is not None:  # keys in a dense range: one gather
+            if self.lut is not None and len(values) and len(self.lut) and \
+                    values.min() >= self.low and values.max() <= self.high:
+                # Every key inside the table's range: one gather, a mask only for misses.
+                rows = np.take(self.lut, values - self.low if self.low else values)
+                if not keys.null_count and rows.min() >= 0:
+                    return pa.array(rows)
+                missing = rows < 0
+            elif self.lut is not None:  # keys in a dense range: one gather
                 inside = (values >= self.low) & (values <= self.high)
                 rows = self.lut[np.where(inside, values - self.low, 0)] if len(self.lut) \
                     else np.zeros(len(values), dtype=np.int64)
