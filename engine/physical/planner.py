@@ -20,8 +20,9 @@ from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
 from engine.physical.exchange import plans
 from engine.physical.exchange.grouping import GroupPartitionReduce
+from engine.physical.exchange.lookup_join import FUSE_MAX_BYTES, BroadcastJoinStep
 from engine.physical.exchange.partial_agg import PartialGroupsStep
-from engine.physical.exchange.tasks import ConcatReduce, JoinReduce
+from engine.physical.exchange.tasks import ConcatReduce, JoinReduce, combine
 from engine.physical.group_step import GroupsStep
 from engine.physical.interfaces import PhysicalOperator
 from engine.physical.operators.all_to_all import AllToAllOperator
@@ -394,6 +395,9 @@ def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
                       max_block_bytes=_max_block_bytes(pc))
     small = _broadcast_side(op, inputs, pc)
     if small is not None:
+        fused = _fuse_broadcast(op, inputs, small, join, pc)
+        if fused is not None:
+            return fused
         return pc.add(BroadcastJoinOperator(
             op.name, inputs, BroadcastJoinTask(join, small_is_right=small == 1), small=small,
             max_retries=pc.ctx.max_retries,
@@ -401,6 +405,28 @@ def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
     return _exchange(op, inputs, pc, plans.JoinPlan(
         op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
         op.num_partitions, _max_block_bytes(pc)))
+
+
+def _fuse_broadcast(op: la.Join, inputs: list[PhysicalOperator], small: int,
+                    join: JoinReduce, pc: PlanContext) -> PhysicalOperator | None:
+    """The broadcast join as the last step of the big side's map tasks, where the big side
+    is a task map stage and the small side a few existing blocks (at most
+    ``FUSE_MAX_BYTES``, read here once): the big side's blocks are then joined where they
+    are made, never stored before the join. None where that does not apply."""
+    big_op, small_op = inputs[1 - small], inputs[small]
+    if not isinstance(big_op, TaskPoolMapOperator) or \
+            not isinstance(small_op, InputDataOperator) or \
+            (known_bytes(small_op) or 0) > FUSE_MAX_BYTES:
+        return None
+    table = combine(pc.cluster.get(small_op.blocks))
+    if table is None:
+        return None
+    big_op.transformer.steps.append(BroadcastJoinStep(table, join, small_is_right=small == 1))
+    side = "right" if small else "left"
+    big_op.name = big_op.stats.name = f"{big_op.name}->{op.name}[broadcast {side}]"
+    big_op.stats.extra["broadcast side"] = side
+    pc.ops.remove(small_op)  # read here: the executor has nothing to run for it
+    return big_op
 
 
 def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],

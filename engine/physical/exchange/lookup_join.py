@@ -17,7 +17,8 @@ the caller runs the hash join.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.physical.exchange.tasks import combine, join_tables
+from engine.physical.transform import Step, TaskInfo
 
 # Join type -> (small side is right, kind): how a block of the big side turns into output.
 _KIND = {(True, "inner"): "inner", (True, "left_outer"): "outer",
          (True, "left_semi"): "semi", (True, "left_anti"): "anti",
          (False, "inner"): "inner", (False, "right_outer"): "outer",
          (False, "right_semi"): "semi", (False, "right_anti"): "anti"}
+FUSE_MAX_BYTES = 1 << 20  # a small side shipped with the big side's map tasks
 _CACHE_ENTRIES = 2  # broadcasts whose small side a worker keeps (one per running join)
 _cache: dict[str, SmallSide] = {}
 
@@ -184,3 +187,47 @@ def small_side(token: str, small: list[pa.Table], big_schema: pa.Schema, small_i
             _cache.pop(next(iter(_cache)))
         _cache[token] = cached
     return cached
+
+
+class BroadcastJoinStep(Step):
+    """A broadcast join as the last step of the big side's map tasks (the planner appends
+    it where the small side is a few existing blocks of at most ``FUSE_MAX_BYTES``): each
+    block is joined where it is made, so the big side never goes through the store before
+    the join. The small side travels with the step as Arrow IPC bytes, like a small table a
+    UDF closes over, and is prepared once per worker (see ``small_side``). A block the
+    lookup does not apply to is hash-joined with it (``join``)."""
+
+    def __init__(self, small: pa.Table, join: Any, small_is_right: bool) -> None:
+        self.small_ipc = serialize_ipc(small)
+        self.join = join  # a ``tasks.JoinReduce``
+        self.small_is_right = small_is_right
+        self.token = uuid.uuid4().hex  # names this small side in the workers' caches
+
+    def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
+        small: pa.Table | None = None
+        j = self.join
+        small_on, big_on = (j.right_on, j.left_on) if self.small_is_right else \
+            (j.left_on, j.right_on)
+        for table in blocks:
+            if not table.num_rows:
+                continue
+            if small is None:
+                cached = _cache.get(self.token)
+                small = cached.small if cached is not None and cached.applies else \
+                    pa.ipc.open_stream(pa.py_buffer(self.small_ipc)).read_all()
+            side = small_side(self.token, [small], table.schema, self.small_is_right,
+                              j.join_type, small_on, big_on, (j.left_suffix, j.right_suffix))
+            if side.applies and side.big_schema.equals(table.schema):
+                yield side.join(table)
+            elif self.small_is_right:
+                yield from j([table], [small], 0)
+            else:
+                yield from j([small], [table], 0)
+
+
+def serialize_ipc(table: pa.Table) -> bytes:
+    """``table`` as Arrow IPC stream bytes."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
