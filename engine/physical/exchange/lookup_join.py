@@ -209,8 +209,8 @@ class BroadcastJoinStep(Step):
         small_on, big_on = (j.right_on, j.left_on) if self.small_is_right else \
             (j.left_on, j.right_on)
         for table in blocks:
-            if not table.num_rows:
-                continue
+            if not table.num_columns:
+                continue  # no schema (``from_items([])``): nothing to join
             if small is None:
                 cached = _cache.get(self.token)
                 small = cached.small if cached is not None and cached.applies else \

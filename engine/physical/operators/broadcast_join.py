@@ -49,9 +49,9 @@ class BroadcastJoinTask:
             yield from (self.join(big, small, 0) if self.small_is_right
                         else self.join(small, big, 0))
             return
-        for table in big:
-            if table.num_rows:
-                yield lookup.join(table)
+        real = [t for t in big if t.num_rows] or big[:1]  # all empty: keep the schema
+        for table in real:
+            yield lookup.join(table)
 
     def _lookup(self, big: list[pa.Table], small: list[pa.Table],
                 token: str) -> SmallSide | None:
