@@ -104,6 +104,10 @@ def test_a_small_side_is_broadcast_where_the_join_type_allows():
     assert "broadcast" not in big.join(small, "right_outer", 4).explain()
     assert "[broadcast left]" in small.join(big, "right_semi", 4).explain()
     assert "BroadcastJoinOperator" in big.materialize().join(small, "inner", 4).explain()
+    empty = big.filter(expr=ed.col("id") > 100)  # no rows: the joined schema remains
+    for side in (empty, empty.materialize()):
+        joined = side.join(small, "inner", 4)
+        assert joined.count() == 0 and joined.schema().names == ["id", "w"]
 
 
 def test_inner_join_with_right_on_and_suffixes():
