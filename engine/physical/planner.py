@@ -344,6 +344,11 @@ def _plan_aggregate(op: la.Aggregate, inputs: list[PhysicalOperator],
     partitions = _hash_partitions(op.num_partitions, inputs, pc)
     plan = plans.aggregate_plan(op.keys, list(op.aggs), partitions)
     _partials_upstream(plan, inputs[0])
+    if isinstance(plan, plans.PartialAggregatePlan) and plan.partials_in and \
+            not op.num_partitions:
+        # Only partial rows cross the exchange: a reduce task a CPU merges them all,
+        # fewer tiny tasks.
+        plan.partitions = max(1, min(plan.partitions, pc.cluster.num_cpus))
     return _exchange(op, inputs, pc, plan)
 
 
