@@ -79,7 +79,10 @@ def start(engine: str, workload: str) -> tuple[ModuleType, str]:
         import ray.data.expressions  # makes ray.data.expressions an attribute
 
         kwargs = ray_init_kwargs(workload)
-        ray.init(**kwargs)
+        # "local": a Ray instance of its own. Without an address ray.init joins any cluster
+        # already running on the machine (another process's, possibly of another Ray
+        # install), and its tasks run there.
+        ray.init(address="local", **kwargs)
         data_context(ray.data).get_current().enable_progress_bars = False
         note = ""
         if kwargs:

@@ -13,6 +13,7 @@ import compileall
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -306,6 +307,12 @@ def _join(notes: list[str]) -> str:
     return "; ".join(notes)
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b[^:]*: ")
+
+
 def _last_line(text: str) -> str:
+    """The line naming the exception (its last one: the cause), else the last line; an
+    engine may print more after it (Ray Data's "Resolved plan until failure" context)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (named or lines or [""])[-1][:300]

@@ -152,3 +152,12 @@ class SplitConsumerDiedError(EngineError, RuntimeError):
     """A ``streaming_split`` consumer in another process (a trainer rank) died in the middle
     of an epoch. The other consumers of that epoch get this error instead of hanging or
     quietly training on a share that no longer matches the others'."""
+
+
+class GroupTooLargeError(EngineError):
+    """One group of ``groupby(...).map_groups(fn)`` is larger than the memory budget.
+
+    ``map_groups`` hands each group to the function whole, so a group must fit in memory;
+    the message names the key value, the group's size and the budget. Raise the budget
+    (``DataContext.memory_budget``) or group by finer keys.
+    """

@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 # zygote, not per worker at its first task (a cold parquet scan's first block came ~0.6 s
 # later without them on the 2-core machine).
 _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate",
-                   "pyarrow.parquet", "pyarrow.dataset", "engine.io.parquet_scan")
+                   "engine.io.parquet_scan", "engine.physical.exchange.plans",
+                   "engine.physical.operators.broadcast_join", "pyarrow.parquet",
+                   "pyarrow.dataset")
 
 _lock = threading.RLock()
 _cluster: Runtime | None = None

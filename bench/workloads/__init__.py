@@ -30,7 +30,8 @@ from typing import Any
 
 WORKLOADS = ("tiny", "map20m", "actor", "stream10g", "agg", "exprchain", "etl", "ingest",
              "materialize", "concurrent", "train-ingest", "train-ingest-shuffle",
-             "shuffle", "sort", "sort-full", "groupby", "join-small", "join-large")
+             "shuffle", "sort", "sort-full", "sort-budget", "groupby", "join-small",
+             "join-large")
 
 # Which functions of a workload module implement it for an engine.
 _SUFFIX = {"engine": "", "engine-ray": "", "ray": "", "daft": "_daft",

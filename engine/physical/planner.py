@@ -19,7 +19,10 @@ from engine.logical import operators as lo
 from engine.logical.plan import LogicalPlan
 from engine.physical import bulk
 from engine.physical.exchange import plans
-from engine.physical.exchange.tasks import ConcatReduce, JoinReduce
+from engine.physical.exchange.grouping import GroupPartitionReduce
+from engine.physical.exchange.lookup_join import FUSE_MAX_BYTES, BroadcastJoinStep
+from engine.physical.exchange.partial_agg import PartialGroupsStep
+from engine.physical.exchange.tasks import ConcatReduce, JoinReduce, combine
 from engine.physical.group_step import GroupsStep
 from engine.physical.interfaces import PhysicalOperator
 from engine.physical.operators.all_to_all import AllToAllOperator
@@ -339,14 +342,33 @@ def _plan_top_k(op: la.TopK, inputs: list[PhysicalOperator],
 def _plan_aggregate(op: la.Aggregate, inputs: list[PhysicalOperator],
                     pc: PlanContext) -> PhysicalOperator:
     partitions = _hash_partitions(op.num_partitions, inputs, pc)
-    return _exchange(op, inputs, pc, plans.aggregate_plan(op.keys, list(op.aggs), partitions))
+    plan = plans.aggregate_plan(op.keys, list(op.aggs), partitions)
+    _partials_upstream(plan, inputs[0])
+    if isinstance(plan, plans.PartialAggregatePlan) and plan.partials_in and \
+            not op.num_partitions:
+        # Only partial rows cross the exchange: a reduce task a CPU merges them all,
+        # fewer tiny tasks.
+        plan.partitions = max(1, min(plan.partitions, pc.cluster.num_cpus))
+    return _exchange(op, inputs, pc, plan)
+
+
+def _partials_upstream(plan: plans.ExchangePlan, up: PhysicalOperator) -> None:
+    """A partial aggregation runs as the last step of the upstream map tasks when there
+    are some (blocks turn into their partial rows where they are made, instead of going
+    through the store whole); the exchange's maps then only partition the partials."""
+    if isinstance(plan, plans.PartialAggregatePlan) and isinstance(up, TaskPoolMapOperator):
+        up.transformer.steps.append(PartialGroupsStep(plan.keys, plan.aggs))
+        plan.partials_in = True
 
 
 def _plan_group_partition(op: la.GroupPartition, inputs: list[PhysicalOperator],
                           pc: PlanContext) -> PhysicalOperator:
     partitions = _hash_partitions(op.num_partitions, inputs, pc)
-    # One block per partition (never split): a group must not span blocks.
-    reduce = ConcatReduce([(k, "ascending") for k in op.keys])
+    # Blocks cut at group boundaries only: a group never spans blocks.
+    limit = pc.ctx.execution_options.resource_limits.object_store_memory
+    budget = int(min(limit or pc.ctx.memory_budget, pc.cluster.store_usage().budget_bytes))
+    block = min(_max_block_bytes(pc) or budget, max(1, budget // 4))
+    reduce = GroupPartitionReduce(op.keys, budget, block)
     return _exchange(op, inputs, pc, plans.HashPlan(
         op.keys, partitions, reduce, "map_groups: hash partition -> sort by key"))
 
@@ -378,6 +400,9 @@ def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
                       max_block_bytes=_max_block_bytes(pc))
     small = _broadcast_side(op, inputs, pc)
     if small is not None:
+        fused = _fuse_broadcast(op, inputs, small, join, pc)
+        if fused is not None:
+            return fused
         return pc.add(BroadcastJoinOperator(
             op.name, inputs, BroadcastJoinTask(join, small_is_right=small == 1), small=small,
             max_retries=pc.ctx.max_retries,
@@ -385,6 +410,28 @@ def _plan_join(op: la.Join, inputs: list[PhysicalOperator],
     return _exchange(op, inputs, pc, plans.JoinPlan(
         op.join_type, op.left_on, op.right_on, op.left_suffix, op.right_suffix,
         op.num_partitions, _max_block_bytes(pc)))
+
+
+def _fuse_broadcast(op: la.Join, inputs: list[PhysicalOperator], small: int,
+                    join: JoinReduce, pc: PlanContext) -> PhysicalOperator | None:
+    """The broadcast join as the last step of the big side's map tasks, where the big side
+    is a task map stage and the small side a few existing blocks (at most
+    ``FUSE_MAX_BYTES``, read here once): the big side's blocks are then joined where they
+    are made, never stored before the join. None where that does not apply."""
+    big_op, small_op = inputs[1 - small], inputs[small]
+    if not isinstance(big_op, TaskPoolMapOperator) or \
+            not isinstance(small_op, InputDataOperator) or \
+            (known_bytes(small_op) or 0) > FUSE_MAX_BYTES:
+        return None
+    table = combine(pc.cluster.get(small_op.blocks))
+    if table is None:
+        return None
+    big_op.transformer.steps.append(BroadcastJoinStep(table, join, small_is_right=small == 1))
+    side = "right" if small else "left"
+    big_op.name = big_op.stats.name = f"{big_op.name}->{op.name}[broadcast {side}]"
+    big_op.stats.extra["broadcast side"] = side
+    pc.ops.remove(small_op)  # read here: the executor has nothing to run for it
+    return big_op
 
 
 def _plan_random_shuffle(op: la.RandomShuffle, inputs: list[PhysicalOperator],

@@ -69,14 +69,16 @@ frames = st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 3)),
                   min_size=0, max_size=60)
 
 
-@given(frames, st.integers(1, 5), st.integers(1, 4))
+@given(frames, st.integers(1, 5), st.integers(1, 4), st.booleans())
 @settings(max_examples=10, deadline=None)
-def test_aggregates_equal_pandas(rows, blocks, partitions):
+def test_aggregates_equal_pandas(rows, blocks, partitions, upstream_map):
     df = pd.DataFrame({"k": pd.array([r[0] for r in rows], dtype="Int64"),
                        "s": pd.array([r[1] for r in rows], dtype="string"),
                        "v": pd.array([r[2] for r in rows], dtype="Float64")})
     table = pa.Table.from_pandas(df, preserve_index=False)
     ds = ed.from_arrow(table).repartition(blocks)
+    if upstream_map:  # the partial aggregation then runs in the map's tasks
+        ds = ds.map_batches(lambda b: b, batch_format="pyarrow")
     got = ds.groupby(["k", "s"], num_partitions=partitions).aggregate(
         Count(), Sum("v"), Min("v"), Max("v"), Mean("v"), Std("v")).to_pandas()
     expected = df.groupby(["k", "s"], dropna=False).agg(
@@ -102,6 +104,21 @@ def test_aggregates_equal_pandas(rows, blocks, partitions):
                 assert math.isclose(float(mine), float(theirs), rel_tol=1e-9, abs_tol=1e-9)
         if not no_values and not pd.isna(e.std):
             assert math.isclose(float(r._8), float(e.std), rel_tol=1e-6, abs_tol=1e-9)
+
+
+def test_partial_aggregation_runs_in_the_upstream_map_tasks():
+    ds = ed.range(1000, override_num_blocks=8).with_column("k", ed.col("id") % 7)
+    grouped = ds.groupby("k").aggregate(Sum("id"), Std("id"), Count())
+    rows = grouped.take_all()
+    ids = np.arange(1000)
+    assert {r["k"]: r["sum(id)"] for r in rows} == \
+        {k: int(ids[ids % 7 == k].sum()) for k in range(7)}
+    assert {r["k"]: r["count()"] for r in rows} == \
+        {k: int((ids % 7 == k).sum()) for k in range(7)}
+    for r in rows:
+        assert math.isclose(r["std(id)"], float(np.std(ids[ids % 7 == r["k"]], ddof=1)))
+    stats = grouped.stats()
+    assert "rows out: 56" in stats.split("Aggregate")[0]  # 7 partial rows a task left it
 
 
 def test_map_groups_with_a_function_and_batch_formats():

@@ -23,6 +23,7 @@ from engine.aggregate import (
     init_states,
     output_names,
 )
+from engine.errors import GroupTooLargeError
 from engine.physical.exchange.tasks import combine, sort_table
 
 
@@ -70,14 +71,14 @@ class AggregateReduce:
         yield aggregate_table(table, self.keys, self.aggs)
 
 
-def group_bounds(table: pa.Table, keys: Sequence[str]) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each run of equal ``keys`` in a table sorted by them (nulls
-    are equal to each other here: they form one group)."""
+def group_starts(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
+    """The first row of each run of equal ``keys`` in a table sorted by them (nulls are
+    equal to each other here, and NaN to NaN: each forms one group)."""
     n = table.num_rows
     if n == 0:
-        return []
+        return np.zeros(0, dtype=np.int64)
     if not keys:
-        return [(0, n)]
+        return np.zeros(1, dtype=np.int64)
     change = np.zeros(n, dtype=bool)
     change[0] = True
     for key in keys:
@@ -93,6 +94,123 @@ def group_bounds(table: pa.Table, keys: Sequence[str]) -> list[tuple[int, int]]:
             both_null = pc.or_(both_null, both_nan)
         differ = pc.and_(differ, pc.invert(both_null))
         change[1:] |= np.asarray(differ.to_numpy(zero_copy_only=False), dtype=bool)
-    starts = np.flatnonzero(change)
-    stops = np.append(starts[1:], n)
+    return np.flatnonzero(change)
+
+
+def group_bounds(table: pa.Table, keys: Sequence[str]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of equal ``keys`` in a table sorted by them."""
+    starts = group_starts(table, keys)
+    stops = np.append(starts[1:], table.num_rows)
     return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def row_bytes(table: pa.Table) -> np.ndarray:
+    """About how many bytes each row of ``table`` takes: fixed-width values at their
+    width, strings and binaries at their length (plus the offset), anything else at its
+    column's average."""
+    n = table.num_rows
+    sizes = np.zeros(n, dtype=np.float64)
+    for column in table.columns:
+        t = column.type
+        if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t) \
+                or pa.types.is_large_binary(t):
+            lengths = pc.fill_null(pc.binary_length(column), 0)
+            sizes += np.asarray(lengths.to_numpy()) + (8 if "large" in str(t) else 4)
+        elif _bit_width(t):
+            sizes += _bit_width(t) / 8
+        elif n:
+            sizes += column.nbytes / n
+    return sizes
+
+
+def _bit_width(t: pa.DataType) -> int:
+    """The width of a fixed-width type's values in bits; 0 for any other type."""
+    try:
+        return int(t.bit_width)
+    except ValueError:
+        return 0
+
+
+_BYTES = "__group_bytes"
+
+
+def largest_group(tables: Sequence[pa.Table], keys: Sequence[str]) -> \
+        tuple[dict[str, Any], int] | None:
+    """The key values and size in bytes of the largest group over ``tables`` (the pieces
+    of one hash partition), computed piece by piece without putting them together."""
+    sums: list[pa.Table] = []
+    for table in tables:
+        if not table.num_rows:
+            continue
+        sized = table.select(list(keys)).append_column(_BYTES, pa.array(row_bytes(table)))
+        sums.append(sized.group_by(list(keys), use_threads=False)
+                    .aggregate([(_BYTES, "sum")]).rename_columns([*keys, _BYTES])
+                    if keys else pa.table({_BYTES: [pc.sum(sized.column(_BYTES))]}))
+    if not sums:
+        return None
+    merged = pa.concat_tables(sums)
+    if keys and len(sums) > 1:
+        merged = merged.group_by(list(keys), use_threads=False).aggregate(
+            [(_BYTES, "sum")]).rename_columns([*keys, _BYTES])
+    totals = merged.column(_BYTES)
+    if not keys:
+        return {}, int(pc.sum(totals).as_py())
+    at = int(pc.index(totals, pc.max(totals)).as_py())
+    row = merged.slice(at, 1).to_pylist()[0]
+    return {k: row[k] for k in keys}, int(row[_BYTES])
+
+
+class GroupPartitionReduce:
+    """One hash partition of ``map_groups``: its rows sorted by the keys, cut into blocks
+    at group boundaries (every group whole in one block, blocks of about
+    ``max_block_bytes`` unless one group is larger). A group larger than
+    ``budget_bytes`` fails with :class:`~engine.errors.GroupTooLargeError` before the
+    pieces are put together."""
+
+    def __init__(self, keys: Sequence[str], budget_bytes: int,
+                 max_block_bytes: int | None) -> None:
+        self.keys = list(keys)
+        self.budget_bytes = budget_bytes
+        self.max_block_bytes = max_block_bytes
+
+    def __call__(self, parts: list[pa.Table], index: int, extra: Any = None) -> \
+            Iterator[pa.Table]:
+        real = [t for t in parts if t.num_columns or t.num_rows]
+        largest = largest_group(real, self.keys)
+        if largest is not None and largest[1] > self.budget_bytes:
+            key, size = largest
+            shown = ", ".join(f"{k}={v!r}" for k, v in key.items()) or "(every row)"
+            raise GroupTooLargeError(
+                f"map_groups: the group {shown} is about {_mib(size)} ({size} bytes), more "
+                f"than the memory budget of {_mib(self.budget_bytes)} "
+                f"({self.budget_bytes} bytes); map_groups needs each group whole in memory. "
+                "Raise DataContext.memory_budget or group by finer keys")
+        table = combine(real)
+        if table is None:
+            return
+        if self.keys:
+            table = sort_table(table, [(k, "ascending") for k in self.keys])
+        if self.max_block_bytes is None or table.nbytes <= self.max_block_bytes:
+            yield table
+            return
+        starts = group_starts(table, self.keys)
+        before = np.concatenate([[0.0], np.cumsum(row_bytes(table))])  # bytes before row i
+        at_starts = before[starts]
+        n = table.num_rows
+        pos = 0
+        while pos < n:
+            limit = before[pos] + self.max_block_bytes
+            if before[n] <= limit:
+                cut = n
+            else:  # the last group start within the limit, or else the next one
+                j = int(np.searchsorted(at_starts, limit, side="right")) - 1
+                cut = int(starts[j]) if j >= 0 and starts[j] > pos else -1
+                if cut < 0:
+                    nxt = int(np.searchsorted(starts, pos, side="right"))
+                    cut = int(starts[nxt]) if nxt < len(starts) else n
+            yield table.slice(pos, cut - pos)
+            pos = cut
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):.1f} MiB"

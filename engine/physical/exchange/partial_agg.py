@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from engine.aggregate import Count, Max, Mean, Min, Std, Sum, output_names
 from engine.physical.exchange.partition import split_by_ids
 from engine.physical.exchange.tasks import HashPartitioner, combine, sort_table
+from engine.physical.transform import Step, TaskInfo
 
 _KINDS = (Count, Sum, Min, Max, Mean, Std)
 
@@ -73,13 +74,50 @@ def partial_table(table: pa.Table, keys: Sequence[str], aggs: Sequence[Any]) -> 
     return result
 
 
-class PartialAggregateMap:
-    """Map task: partial aggregates of a bundle, cut into hash partitions of the keys."""
+def _check_keys(table: pa.Table, keys: Sequence[str]) -> None:
+    missing = [k for k in keys if k not in table.column_names]
+    if missing:
+        raise ValueError(f"groupby: key column(s) {missing} not found; the dataset has "
+                         f"columns {table.column_names}")
 
-    def __init__(self, keys: Sequence[str], aggs: Sequence[Any], num_partitions: int) -> None:
+
+class PartialGroupsStep(Step):
+    """The partial aggregation as the last step of the upstream map task (the planner
+    appends it there): each block becomes its partial rows as soon as it is produced, so
+    the task yields one small table of partials instead of its blocks, which then never
+    reach the store. Partials of one group from several blocks stay separate rows: the
+    reduce merges them all."""
+
+    def __init__(self, keys: Sequence[str], aggs: Sequence[Any]) -> None:
+        self.keys = list(keys)
+        self.aggs = list(aggs)
+
+    def apply(self, blocks: Iterator[Any], ctx: TaskInfo) -> Iterator[Any]:
+        partials: list[pa.Table] = []
+        empty: pa.Table | None = None
+        for table in blocks:
+            if not table.num_rows:
+                empty = empty if empty is not None else table
+                continue
+            _check_keys(table, self.keys)
+            partials.append(partial_table(table, self.keys, self.aggs))
+        if partials:
+            yield partials[0] if len(partials) == 1 else pa.concat_tables(partials)
+        elif empty is not None:
+            yield empty.slice(0, 0)
+
+
+class PartialAggregateMap:
+    """Map task: partial aggregates of a bundle, cut into hash partitions of the keys.
+    With ``partials_in`` the bundle already holds partial rows (``PartialGroupsStep``
+    ran upstream): they are only partitioned."""
+
+    def __init__(self, keys: Sequence[str], aggs: Sequence[Any], num_partitions: int,
+                 partials_in: bool = False) -> None:
         self.keys = list(keys)
         self.aggs = list(aggs)
         self.num_partitions = num_partitions
+        self.partials_in = partials_in
 
     def __call__(self, tables: list[pa.Table], seqs: Sequence[int] = ()) -> \
             Iterator[pa.Table]:
@@ -88,11 +126,8 @@ class PartialAggregateMap:
             for _ in range(self.num_partitions):
                 yield pa.table({})
             return
-        missing = [k for k in self.keys if k not in table.column_names]
-        if missing:
-            raise ValueError(f"groupby: key column(s) {missing} not found; the dataset has "
-                             f"columns {table.column_names}")
-        partials = partial_table(table, self.keys, self.aggs)
+        _check_keys(table, self.keys)
+        partials = table if self.partials_in else partial_table(table, self.keys, self.aggs)
         ids = HashPartitioner(self.keys).ids(partials, self.num_partitions, 0)
         yield from split_by_ids(partials, ids, self.num_partitions)
 

@@ -188,9 +188,10 @@ class PartialAggregatePlan(HashPlan):
         super().__init__(keys, num_partitions, PartialAggregateReduce(keys, aggs),
                          "groupby: partial aggregate -> hash partition -> merge")
         self.aggs = aggs
+        self.partials_in = False  # set where the upstream tasks aggregate partially
 
     def map_fn(self, side: int) -> Callable[..., Any]:
-        return PartialAggregateMap(self.keys, self.aggs, self.partitions)
+        return PartialAggregateMap(self.keys, self.aggs, self.partitions, self.partials_in)
 
 
 def aggregate_plan(keys: Sequence[str], aggs: list[Any], num_partitions: int) -> HashPlan:

@@ -11,11 +11,13 @@ follow the big side's blocks (not ``num_partitions``).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from engine.physical.exchange.lookup_join import SmallSide, small_side
 from engine.physical.exchange.tasks import JoinReduce
 from engine.physical.interfaces import PhysicalOperator, item_bytes, wait_all
 from engine.physical.operators.map_operator import to_user_error
@@ -32,16 +34,40 @@ BROADCASTABLE = {"right": ("inner", "left_outer", "left_semi", "left_anti"),
 
 
 class BroadcastJoinTask:
-    """Join a bundle of big-side blocks with every small-side block."""
+    """Join a bundle of big-side blocks with every small-side block: one output block per
+    big block by key lookup where the small side's keys are unique (see
+    ``exchange.lookup_join``), else Arrow's hash join of the bundle."""
 
     def __init__(self, join: JoinReduce, small_is_right: bool) -> None:
         self.join = join
         self.small_is_right = small_is_right
 
-    def __call__(self, big: list[pa.Table], small: list[pa.Table]) -> Iterator[pa.Table]:
-        if self.small_is_right:
-            return self.join(big, small, 0)
-        return self.join(small, big, 0)
+    def __call__(self, big: list[pa.Table], small: list[pa.Table],
+                 token: str = "") -> Iterator[pa.Table]:
+        lookup = self._lookup(big, small, token)
+        if lookup is None:
+            yield from (self.join(big, small, 0) if self.small_is_right
+                        else self.join(small, big, 0))
+            return
+        real = [t for t in big if t.num_rows] or big[:1]  # all empty: keep the schema
+        for table in real:
+            yield lookup.join(table)
+
+    def _lookup(self, big: list[pa.Table], small: list[pa.Table],
+                token: str) -> SmallSide | None:
+        """The prepared small side when every big block can be joined by lookup."""
+        real = [t for t in small if t.num_columns or t.num_rows]
+        if not token or not real or not big or any(not t.num_columns for t in big):
+            return None
+        schema = big[0].schema
+        if any(not t.schema.equals(schema) for t in big):
+            return None
+        j = self.join
+        small_on, big_on = (j.right_on, j.left_on) if self.small_is_right else \
+            (j.left_on, j.right_on)
+        side = small_side(token, real, schema, self.small_is_right, j.join_type, small_on,
+                          big_on, (j.left_suffix, j.right_suffix))
+        return side if side.applies and side.big_schema.equals(schema) else None
 
 
 class BroadcastJoinOperator(PhysicalOperator):
@@ -56,6 +82,7 @@ class BroadcastJoinOperator(PhysicalOperator):
         self.max_retries = max_retries
         self.max_bundle_bytes = max_bundle_bytes
         self._small_refs: list[BlockRef] = []
+        self._token = ""
         self._running: list[TaskHandle] = []
         self._stopped: list[TaskHandle] = []
         self.stats.extra["broadcast side"] = "right" if small else "left"
@@ -119,7 +146,9 @@ class BroadcastJoinOperator(PhysicalOperator):
                 size += item_bytes(item)
         if not bundle:
             return
-        handle = state.cluster.submit(self.task, (bundle, list(self._small_refs)),
+        if not self._token:  # names this run's small side in the workers' caches
+            self._token = uuid.uuid4().hex
+        handle = state.cluster.submit(self.task, (bundle, list(self._small_refs), self._token),
                                       name=f"{self.name}.broadcast",
                                       max_retries=self.max_retries,
                                       credits=state.task_credits, notify=state.notify)

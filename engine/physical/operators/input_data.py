@@ -27,6 +27,11 @@ class InputDataOperator(PhysicalOperator):
         return all(isinstance(i, BlockRef) for i in self._items)
 
     @property
+    def blocks(self) -> list[BlockRef]:
+        """The blocks still to hand out (all of them before the execution starts)."""
+        return [i for i in self._items if isinstance(i, BlockRef)]
+
+    @property
     def total_bytes(self) -> int:
         """Bytes of the items (blocks) still to hand out."""
         return sum(i.size_bytes for i in self._items if isinstance(i, BlockRef))
