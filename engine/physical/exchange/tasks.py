@@ -19,10 +19,11 @@ import pyarrow.compute as pc
 from engine.block import concat_tables, split_by_size
 from engine.physical.exchange.partition import (
     hash_partition_ids,
-    nulls_last,
     random_partition_ids,
     range_partition_ids,
+    sort_order,
     split_by_ids,
+    take_rows,
 )
 
 SortKeys = Sequence[tuple[str, str]]
@@ -45,8 +46,9 @@ def sort_table(table: pa.Table, sort_keys: SortKeys) -> pa.Table:
     """``table`` sorted by ``sort_keys``: stable, nulls last."""
     if table.num_rows <= 1:
         return table
-    order = pc.sort_indices(table, sort_keys=nulls_last(sort_keys))
-    return table.take(order)
+    if any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()  # sorting and taking over chunks cost more
+    return take_rows(table, sort_order(table, sort_keys))
 
 
 def task_seed(seed: int | None, *parts: int) -> np.random.Generator:
