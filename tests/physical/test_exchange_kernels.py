@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,7 +158,7 @@ def test_sort_table_fast_path_equals_arrows_stable_sort(xs, descending, kind, ch
     bounds = np.linspace(0, len(xs), chunks + 1).astype(int)
     table = pa.Table.from_batches(
         [pa.record_batch([column.slice(a, b - a), pa.array(np.arange(a, b))], ["k", "i"])
-         for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+         for a, b in itertools.pairwise(bounds.tolist())],
         schema=pa.schema([("k", type_), ("i", pa.int64())]))
     keys = [("k", "descending" if descending else "ascending")]
     order = pc.sort_indices(table, sort_keys=[(*keys[0], "at_end")])
