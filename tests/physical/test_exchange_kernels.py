@@ -153,6 +153,8 @@ def test_sort_table_fast_path_equals_arrows_stable_sort(xs, descending, kind, ch
         xs = [None if x is None else abs(x) for x in xs]
     if kind == "int8" and not floats:
         xs = [None if x is None else max(-128, min(127, x)) for x in xs]
+    if kind == "float64":
+        xs = [None if x is None else float(x) for x in xs]
     type_ = pa.float64() if floats or kind == "float64" else getattr(pa, kind)()
     column = pa.array(xs, type=type_)
     bounds = np.linspace(0, len(xs), chunks + 1).astype(int)

@@ -96,6 +96,12 @@ class ExchangeOperator(PhysicalOperator):
     def uses_task_slots(self) -> bool:
         return True
 
+    @property
+    def has_pending_input(self) -> bool:
+        """Input taken off the queue but not yet in a task counts too: the executor gives
+        CPUs to executions with pending work (without this, one task at a time ran)."""
+        return super().has_pending_input or self._map_ready() or bool(self._reduce_queue)
+
     def completed(self) -> bool:
         return self.cancelled or self._done
 
