@@ -196,6 +196,10 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
         inputs = [pc.add(InputDataOperator(f"Input[{first.name}]", tasks))]
     transformer = MapTransformer(steps_of(op), pc.ctx.max_block_bytes(),
                                  pc.ctx.target_min_block_size, context=pc.ctx)
+    up = inputs[0] if inputs else None
+    if isinstance(up, ExchangeOperator) and _fusable_after_exchange(op, up, pc):
+        up.fuse_after(transformer, op.name)  # the stage runs in the reduce tasks
+        return up
     compute = op.compute
     limits = pc.ctx.execution_options.resource_limits
     cpus = pc.cluster.num_cpus if limits.cpu is None else min(limits.cpu, pc.cluster.num_cpus)
@@ -306,6 +310,24 @@ def _fusable_into_exchange(up: PhysicalOperator, plan: plans.ExchangePlan,
         return False
     return (up.concurrency is None and up.num_cpus == 1.0 and up.num_gpus == 0
             and not up.memory and not up.resources)
+
+
+def _fusable_after_exchange(op: lo.AbstractMap, up: ExchangeOperator,
+                            pc: PlanContext) -> bool:
+    """Whether the map stage ``op`` can run inside ``up``'s reduce tasks: a stage with the
+    exchange's resources (one CPU, no GPU, no concurrency cap, no memory or custom
+    resources, default retries), no batch size (a reduce's batches would end at its
+    partition's end) and no per-block error skipping."""
+    if up.post is not None or not pc.ctx.optimizer_enabled or \
+            "FuseMaps" in pc.ctx.disabled_rules or pc.ctx.max_errored_blocks != 0:
+        return False
+    if op.compute.is_actors or op.compute.max_size is not None or op.num_gpus or \
+            op.num_cpus != 1.0:
+        return False
+    if _memory_of(op) or _custom_resources(op) or _first_batch_size(op):
+        return False
+    ops = op.ops if isinstance(op, lo.FusedMap) else (op,)
+    return all(getattr(o, "max_retries", None) is None for o in ops)
 
 
 def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanContext,

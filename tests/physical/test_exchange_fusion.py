@@ -142,3 +142,36 @@ def test_no_fusion_where_a_stage_of_its_own_is_needed(data_dir):
                                  "ExchangeOperator[RandomShuffle]"]
     finally:
         ctx.disabled_rules = frozenset()
+
+
+def test_maps_after_an_exchange_run_in_its_reduce_tasks(data_dir, tmp_path):
+    ds = ed.range(1000, override_num_blocks=5).sort("id", descending=True) \
+        .map_batches(_plus_one)
+    assert [r["id"] for r in ds.take_all()] == list(range(1000, 0, -1))
+    assert _ops(ds)[-1] == "ExchangeOperator[Sort(id desc)->MapBatches(_plus_one)]"
+    assert "reduce side fused" in _exchange(ds).describe()
+    # sort -> write_parquet: each reduce task writes its sorted partition
+    source = ed.read_parquet(data_dir).map_batches(_double)
+    source.sort("x").write_parquet(str(tmp_path))
+    files = sorted(tmp_path.glob("*.parquet"))
+    assert files
+    written = pa.concat_tables([pq.read_table(f) for f in files])
+    assert sorted(written.column("id").to_pylist()) == [2 * i for i in range(FILES * ROWS)]
+    for f in files:  # each reduce task wrote one sorted range
+        xs = pq.read_table(f).column("x").to_numpy()
+        assert (np.diff(xs) >= 0).all()
+    groups = ed.read_parquet(data_dir).groupby("g").count().map_batches(_count_twice)
+    assert {r["g"]: r["twice"] for r in groups.take_all()} == \
+        {g: 2 * int((np.arange(FILES * ROWS) % 7 == g).sum()) for g in range(7)}
+    assert _ops(groups)[-1].endswith("->MapBatches(_count_twice)]")
+
+
+def _count_twice(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"g": batch["g"], "twice": batch["count()"] * 2}
+
+
+def test_a_batch_size_keeps_the_map_after_an_exchange_apart():
+    ds = ed.range(100, override_num_blocks=3).random_shuffle().map_batches(
+        _plus_one, batch_size=7)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(1, 101))
+    assert _ops(ds)[-1] == "TaskPoolMapOperator[MapBatches(_plus_one)]"

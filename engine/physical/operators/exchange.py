@@ -9,7 +9,8 @@ streams (a bundle is partitioned as soon as it arrives) except where the partiti
 needs all input first: a sort samples every block for its range boundaries, and
 repartition/zip cut by global row positions. A streaming map stage may run the task-pool
 maps before it in the same task (``fused``, see ``exchange.fused``): their inputs (read
-tasks or blocks) arrive here, and their outputs never reach the store.
+tasks or blocks) arrive here, and their outputs never reach the store; a map stage after
+the exchange may run in its reduce tasks (``post``) the same way.
 
 Reduce stage: once every map task finished, one task per partition merges its pieces (in
 input order, which keeps sorts stable) and streams its output blocks. Partitions are
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.physical.exchange.fused import FusedExchangeMap
+from engine.physical.exchange.fused import FusedExchangeMap, FusedExchangeReduce
 from engine.physical.interfaces import PhysicalOperator, item_bytes
 from engine.physical.operators.map_operator import to_user_error
 from engine.runtime.interfaces import BlockRef, ValueOutput
@@ -65,6 +66,7 @@ class ExchangeOperator(PhysicalOperator):
         # tasks or blocks, arrive here instead of its outputs).
         self.fused: list[MapTransformer | None] = fused or [None for _ in inputs]
         self._map_fns: dict[int, Any] = {}  # one object per side: pickled once
+        self.post: MapTransformer | None = None  # a map stage run in the reduce tasks
         self._reduce_fn: Any = None
         self.num_partitions: int | None = None if plan.gather_first else plan.start([], [])
         self._waiting: list[list[tuple[int, BlockRef]]] = [[] for _ in inputs]
@@ -81,6 +83,11 @@ class ExchangeOperator(PhysicalOperator):
         self._stopped: list[TaskHandle] = []
         for key in ("map tasks", "reduce tasks", "partitions", "bytes shuffled"):
             self.stats.extra[key] = 0
+
+    def fuse_after(self, transformer: MapTransformer, name: str) -> None:
+        """Run a map stage that follows this exchange inside its reduce tasks."""
+        self.post = transformer
+        self.name = self.stats.name = f"{self.name}->{name}"
 
     # -- counts ----------------------------------------------------------------------------
     @property
@@ -281,6 +288,8 @@ class ExchangeOperator(PhysicalOperator):
         index, sides, extra = self._reduce_queue.pop()
         if self._reduce_fn is None:
             self._reduce_fn = self.plan.reduce_fn()
+            if self.post is not None:
+                self._reduce_fn = FusedExchangeReduce(self._reduce_fn, self.post)
         handle = state.cluster.submit(self._reduce_fn, (*sides, index, extra),
                                       name=f"{self.name}.reduce",
                                       max_retries=self.max_retries,
@@ -309,6 +318,8 @@ class ExchangeOperator(PhysicalOperator):
 
     def describe(self) -> str:
         fused = " (map side fused with the maps before it)" if any(self.fused) else ""
+        if self.post is not None:
+            fused += " (reduce side fused with the maps after it)"
         return f"{self.plan.describe()} partitions={self.num_partitions or 'at run time'}" \
             f"{fused}"
 
