@@ -300,8 +300,8 @@ def _fusable_into_exchange(up: PhysicalOperator, plan: plans.ExchangePlan,
                            pc: PlanContext) -> bool:
     """Whether the map stage ``up`` can run inside the exchange's map tasks: a streaming map
     side (a sort's or a repartition's partitioning needs all input first), a stage on the
-    shared task workers with the exchange's resources, and no per-block error skipping
-    (which only a map stage of its own does)."""
+    shared task workers with the exchange's resources and retries, and no per-block error
+    skipping (which only a map stage of its own does)."""
     if plan.gather_first or not plan.has_map_stage:
         return False
     if not pc.ctx.optimizer_enabled or "FuseMaps" in pc.ctx.disabled_rules:
@@ -309,7 +309,7 @@ def _fusable_into_exchange(up: PhysicalOperator, plan: plans.ExchangePlan,
     if type(up) is not TaskPoolMapOperator or pc.ctx.max_errored_blocks != 0:
         return False
     return (up.concurrency is None and up.num_cpus == 1.0 and up.num_gpus == 0
-            and not up.memory and not up.resources)
+            and not up.memory and not up.resources and up.max_retries == pc.ctx.max_retries)
 
 
 def _fusable_after_exchange(op: lo.AbstractMap, up: ExchangeOperator,
@@ -340,17 +340,15 @@ def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanCo
                               budget // (4 * max(1, pc.cluster.num_cpus))))
     inputs = list(inputs)
     fused: list[MapTransformer | None] = [None for _ in inputs]
-    max_retries = pc.ctx.max_retries
     name = op.name
     for side, up in enumerate(inputs):
         if isinstance(up, TaskPoolMapOperator) and _fusable_into_exchange(up, plan, pc):
             fused[side] = up.transformer  # the stage's task runs inside the map tasks
-            max_retries = max(max_retries, up.max_retries)
             pc.ops.remove(up)
             inputs[side] = up.inputs[0]
             if len(inputs) == 1:  # named as Ray Data names fused stages
                 name = f"{up.name}->{op.name}"
-    return pc.add(ExchangeOperator(name, inputs, plan, max_retries=max_retries,
+    return pc.add(ExchangeOperator(name, inputs, plan, max_retries=pc.ctx.max_retries,
                                    max_bundle_bytes=bundle, fused=fused))
 
 

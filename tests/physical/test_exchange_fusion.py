@@ -134,6 +134,9 @@ def test_no_fusion_where_a_stage_of_its_own_is_needed(data_dir):
     ds = ed.read_parquet(data_dir).map_batches(_double, concurrency=1).random_shuffle()
     assert sorted(r["id"] for r in ds.take_all())[:3] == [0, 2, 4]
     assert len(_ops(ds)) == 3  # a concurrency cap keeps the map stage
+    ds = ed.read_parquet(data_dir).map_batches(_double, max_retries=0).random_shuffle()
+    assert len(ds.take_all()) == FILES * ROWS
+    assert len(_ops(ds)) == 3  # so do retries of its own
     ctx.disabled_rules = frozenset({"FuseMaps"})
     try:
         ds = ed.read_parquet(data_dir).map_batches(_double).random_shuffle()
