@@ -199,6 +199,10 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
         inputs = [pc.add(InputDataOperator(f"Input[{first.name}]", tasks))]
     transformer = MapTransformer(steps_of(op), pc.ctx.max_block_bytes(),
                                  pc.ctx.target_min_block_size, context=pc.ctx)
+    up = inputs[0] if inputs else None
+    if isinstance(up, ExchangeOperator) and _fusable_after_exchange(op, up, pc):
+        up.fuse_after(transformer, op.name)  # the stage runs in the reduce tasks
+        return up
     compute = op.compute
     limits = pc.ctx.execution_options.resource_limits
     cpus = pc.cluster.num_cpus if limits.cpu is None else min(limits.cpu, pc.cluster.num_cpus)
@@ -295,6 +299,40 @@ def estimated_blocks(op: PhysicalOperator, num_cpus: int) -> int:
         return max(1, 2 * num_cpus)
 
 
+def _fusable_into_exchange(up: PhysicalOperator, plan: plans.ExchangePlan,
+                           pc: PlanContext) -> bool:
+    """Whether the map stage ``up`` can run inside the exchange's map tasks: a streaming map
+    side (a sort's or a repartition's partitioning needs all input first), a stage on the
+    shared task workers with the exchange's resources and retries, and no per-block error
+    skipping (which only a map stage of its own does)."""
+    if plan.gather_first or not plan.has_map_stage:
+        return False
+    if not pc.ctx.optimizer_enabled or "FuseMaps" in pc.ctx.disabled_rules:
+        return False
+    if type(up) is not TaskPoolMapOperator or pc.ctx.max_errored_blocks != 0:
+        return False
+    return (up.concurrency is None and up.num_cpus == 1.0 and up.num_gpus == 0
+            and not up.memory and not up.resources and up.max_retries == pc.ctx.max_retries)
+
+
+def _fusable_after_exchange(op: lo.AbstractMap, up: ExchangeOperator,
+                            pc: PlanContext) -> bool:
+    """Whether the map stage ``op`` can run inside ``up``'s reduce tasks: a stage with the
+    exchange's resources (one CPU, no GPU, no concurrency cap, no memory or custom
+    resources, default retries), no batch size (a reduce's batches would end at its
+    partition's end) and no per-block error skipping."""
+    if up.post is not None or not pc.ctx.optimizer_enabled or \
+            "FuseMaps" in pc.ctx.disabled_rules or pc.ctx.max_errored_blocks != 0:
+        return False
+    if op.compute.is_actors or op.compute.max_size is not None or op.num_gpus or \
+            op.num_cpus != 1.0:
+        return False
+    if _memory_of(op) or _custom_resources(op) or _first_batch_size(op):
+        return False
+    ops = op.ops if isinstance(op, lo.FusedMap) else (op,)
+    return all(getattr(o, "max_retries", None) is None for o in ops)
+
+
 def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanContext,
               plan: plans.ExchangePlan) -> PhysicalOperator:
     # A map task's partitions reach the store before the operator marks them spillable:
@@ -303,8 +341,18 @@ def _exchange(op: lo.LogicalOperator, inputs: list[PhysicalOperator], pc: PlanCo
     budget = int(min(limit or pc.ctx.memory_budget, pc.cluster.store_usage().budget_bytes))
     bundle = max(1 << 20, min(_max_block_bytes(pc) or budget,
                               budget // (4 * max(1, pc.cluster.num_cpus))))
-    return pc.add(ExchangeOperator(op.name, inputs, plan, max_retries=pc.ctx.max_retries,
-                                   max_bundle_bytes=bundle))
+    inputs = list(inputs)
+    fused: list[MapTransformer | None] = [None for _ in inputs]
+    name = op.name
+    for side, up in enumerate(inputs):
+        if isinstance(up, TaskPoolMapOperator) and _fusable_into_exchange(up, plan, pc):
+            fused[side] = up.transformer  # the stage's task runs inside the map tasks
+            pc.ops.remove(up)
+            inputs[side] = up.inputs[0]
+            if len(inputs) == 1:  # named as Ray Data names fused stages
+                name = f"{up.name}->{op.name}"
+    return pc.add(ExchangeOperator(name, inputs, plan, max_retries=pc.ctx.max_retries,
+                                   max_bundle_bytes=bundle, fused=fused))
 
 
 def _max_block_bytes(pc: PlanContext) -> int | None:

@@ -226,6 +226,9 @@ class FilterStep(_UdfMixin, Step):
             from engine.expressions import evaluate_predicate
 
             for table in blocks:
+                if not table.num_columns and not table.num_rows:
+                    yield table  # `from_items([])`: no rows and no schema to filter on
+                    continue
                 yield evaluate_predicate(self.expr, table)
             return
         fn = self.callable()

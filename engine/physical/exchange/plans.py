@@ -47,6 +47,7 @@ class ExchangePlan:
 
     gather_first = False
     has_map_stage = True
+    seeded = False  # random draws that must not depend on how inputs are bundled
     label = "Exchange"
 
     def start(self, counts: list[int], rows: list[int]) -> int:
@@ -218,6 +219,7 @@ class ShufflePlan(ExchangePlan):
     def __init__(self, seed: int | None, num_partitions: int,
                  max_block_bytes: int | None) -> None:
         self.seed = seed
+        self.seeded = seed is not None
         self.partitions = num_partitions
         self.max_block_bytes = max_block_bytes
 

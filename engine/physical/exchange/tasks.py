@@ -19,10 +19,11 @@ import pyarrow.compute as pc
 from engine.block import concat_tables, split_by_size
 from engine.physical.exchange.partition import (
     hash_partition_ids,
-    nulls_last,
     random_partition_ids,
     range_partition_ids,
+    sort_order,
     split_by_ids,
+    take_rows,
 )
 
 SortKeys = Sequence[tuple[str, str]]
@@ -45,8 +46,9 @@ def sort_table(table: pa.Table, sort_keys: SortKeys) -> pa.Table:
     """``table`` sorted by ``sort_keys``: stable, nulls last."""
     if table.num_rows <= 1:
         return table
-    order = pc.sort_indices(table, sort_keys=nulls_last(sort_keys))
-    return table.take(order)
+    if any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()  # sorting and taking over chunks cost more
+    return take_rows(table, sort_order(table, sort_keys))
 
 
 def task_seed(seed: int | None, *parts: int) -> np.random.Generator:
@@ -227,7 +229,10 @@ class ShuffleReduce:
         if table is None:
             return
         order = task_seed(self.seed, index, 1).permutation(table.num_rows)
-        yield from _shaped(table.take(pa.array(order)), self.max_block_bytes)
+        # A random gather over the pieces' chunks as they are (joining them first would
+        # only add a copy); the permutation's indices are valid by construction.
+        shuffled = pc.take(table, pa.array(order), boundscheck=False)
+        yield from _shaped(shuffled, self.max_block_bytes)
 
 
 class SliceReduce:

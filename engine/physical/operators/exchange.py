@@ -7,7 +7,10 @@ blocks are marked spillable as soon as they arrive: they must be kept until the 
 so past the memory budget they go to disk instead of stalling the pipeline. The map stage
 streams (a bundle is partitioned as soon as it arrives) except where the partitioning
 needs all input first: a sort samples every block for its range boundaries, and
-repartition/zip cut by global row positions.
+repartition/zip cut by global row positions. A streaming map stage may run the task-pool
+maps before it in the same task (``fused``, see ``exchange.fused``): their inputs (read
+tasks or blocks) arrive here, and their outputs never reach the store; a map stage after
+the exchange may run in its reduce tasks (``post``) the same way.
 
 Reduce stage: once every map task finished, one task per partition merges its pieces (in
 input order, which keeps sorts stable) and streams its output blocks. Partitions are
@@ -21,13 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.physical.exchange.fused import FusedExchangeMap, FusedExchangeReduce
 from engine.physical.interfaces import PhysicalOperator, item_bytes
 from engine.physical.operators.map_operator import to_user_error
-from engine.runtime.interfaces import BlockRef
+from engine.runtime.interfaces import BlockRef, ValueOutput
 
 if TYPE_CHECKING:
     from engine.physical.exchange.plans import ExchangePlan
     from engine.physical.executor import ExecutorState
+    from engine.physical.transform import MapTransformer
     from engine.runtime.interfaces import TaskHandle
 
 
@@ -51,11 +56,18 @@ class ExchangeOperator(PhysicalOperator):
     tasks (see the module docstring)."""
 
     def __init__(self, name: str, inputs: list[PhysicalOperator], plan: ExchangePlan, *,
-                 max_retries: int = 3, max_bundle_bytes: int = 128 << 20) -> None:
+                 max_retries: int = 3, max_bundle_bytes: int = 128 << 20,
+                 fused: list[MapTransformer | None] | None = None) -> None:
         super().__init__(name, inputs)
         self.plan = plan
         self.max_retries = max_retries
         self.max_bundle_bytes = max_bundle_bytes
+        # Per side, the transform of a map stage fused into the map tasks (its inputs, read
+        # tasks or blocks, arrive here instead of its outputs).
+        self.fused: list[MapTransformer | None] = fused or [None for _ in inputs]
+        self._map_fns: dict[int, Any] = {}  # one object per side: pickled once
+        self.post: MapTransformer | None = None  # a map stage run in the reduce tasks
+        self._reduce_fn: Any = None
         self.num_partitions: int | None = None if plan.gather_first else plan.start([], [])
         self._waiting: list[list[tuple[int, BlockRef]]] = [[] for _ in inputs]
         self._seq = 0
@@ -72,6 +84,11 @@ class ExchangeOperator(PhysicalOperator):
         for key in ("map tasks", "reduce tasks", "partitions", "bytes shuffled"):
             self.stats.extra[key] = 0
 
+    def fuse_after(self, transformer: MapTransformer, name: str) -> None:
+        """Run a map stage that follows this exchange inside its reduce tasks."""
+        self.post = transformer
+        self.name = self.stats.name = f"{self.name}->{name}"
+
     # -- counts ----------------------------------------------------------------------------
     @property
     def num_running(self) -> int:
@@ -85,6 +102,12 @@ class ExchangeOperator(PhysicalOperator):
     @property
     def uses_task_slots(self) -> bool:
         return True
+
+    @property
+    def has_pending_input(self) -> bool:
+        """Input taken off the queue but not yet in a task counts too: the executor gives
+        CPUs to executions with pending work (without this, one task at a time ran)."""
+        return super().has_pending_input or self._map_ready() or bool(self._reduce_queue)
 
     def completed(self) -> bool:
         return self.cancelled or self._done
@@ -115,13 +138,16 @@ class ExchangeOperator(PhysicalOperator):
             while queue:
                 item = self.pop_input(side)
                 changed = True
-                if not isinstance(item, BlockRef):
+                if isinstance(item, ValueOutput):
                     continue
-                state.keep(item, self)
-                try:
-                    self.plan.observe(side, item)
-                except (ValueError, TypeError) as exc:  # a user error: a missing key
-                    state.fail(exc)
+                if isinstance(item, BlockRef):
+                    state.keep(item, self)
+                    try:
+                        self.plan.observe(side, item)
+                    except (ValueError, TypeError) as exc:  # a user error: a missing key
+                        state.fail(exc)
+                else:  # a read task: only a fused map stage takes those
+                    assert self.fused[side] is not None, f"{self.name} got {item!r}"
                 self._waiting[side].append((self._seq, item))
                 self._seq += 1
         if self.num_partitions is None and self.all_inputs_done:
@@ -221,6 +247,16 @@ class ExchangeOperator(PhysicalOperator):
         else:
             self._dispatch_reduce(state)
 
+    def _map_fn(self, side: int) -> Any:
+        fn = self._map_fns.get(side)
+        if fn is None:
+            fn = self.plan.map_fn(side)
+            pre = self.fused[side]
+            if pre is not None:
+                fn = FusedExchangeMap(pre, fn)
+            self._map_fns[side] = fn
+        return fn
+
     def _dispatch_map(self, state: ExecutorState) -> None:
         side = next(i for i, w in enumerate(self._waiting) if w)
         waiting = self._waiting[side]
@@ -230,12 +266,17 @@ class ExchangeOperator(PhysicalOperator):
         if self.all_inputs_done:  # all known: about two map tasks a CPU
             queued = sum(item_bytes(r) for _, r in waiting) + size
             limit = min(limit, max(1, queued // max(1, 2 * state.cluster.num_cpus)))
-        while waiting and size + item_bytes(waiting[0][1]) <= limit and \
-                (self.all_inputs_done or len(waiting) > 1):
+        # A fused stage reads one read task a task; a seeded plan fused over blocks takes one
+        # block a task, so its random draws never depend on how blocks were bundled.
+        single = self.fused[side] is not None and \
+            (not isinstance(bundle[0][1], BlockRef) or self.plan.seeded)
+        while not single and waiting and size + item_bytes(waiting[0][1]) <= limit and \
+                (self.all_inputs_done or len(waiting) > 1) and \
+                isinstance(waiting[0][1], BlockRef):
             size += item_bytes(waiting[0][1])
             bundle.append(waiting.pop(0))
         assert self.num_partitions is not None, "partitions are known before maps start"
-        handle = state.cluster.submit(self.plan.map_fn(side),
+        handle = state.cluster.submit(self._map_fn(side),
                                       ([r for _, r in bundle], [s for s, _ in bundle]),
                                       name=f"{self.name}.map", max_retries=self.max_retries,
                                       credits=self.num_partitions + 1, notify=state.notify)
@@ -245,7 +286,11 @@ class ExchangeOperator(PhysicalOperator):
 
     def _dispatch_reduce(self, state: ExecutorState) -> None:
         index, sides, extra = self._reduce_queue.pop()
-        handle = state.cluster.submit(self.plan.reduce_fn(), (*sides, index, extra),
+        if self._reduce_fn is None:
+            self._reduce_fn = self.plan.reduce_fn()
+            if self.post is not None:
+                self._reduce_fn = FusedExchangeReduce(self._reduce_fn, self.post)
+        handle = state.cluster.submit(self._reduce_fn, (*sides, index, extra),
                                       name=f"{self.name}.reduce",
                                       max_retries=self.max_retries,
                                       credits=state.task_credits, notify=state.notify)
@@ -272,5 +317,9 @@ class ExchangeOperator(PhysicalOperator):
         return wait_all([h.wait for h in self._stopped], timeout)
 
     def describe(self) -> str:
-        return f"{self.plan.describe()} partitions={self.num_partitions or 'at run time'}"
+        fused = " (map side fused with the maps before it)" if any(self.fused) else ""
+        if self.post is not None:
+            fused += " (reduce side fused with the maps after it)"
+        return f"{self.plan.describe()} partitions={self.num_partitions or 'at run time'}" \
+            f"{fused}"
 
