@@ -41,6 +41,13 @@ def resolve_device(device: Any) -> Any:
     return device if isinstance(device, torch.device) else torch.device(device)
 
 
+# Arrow's number types as numpy's (``DataType.to_pandas_dtype`` imports pandas on some
+# pyarrow versions).
+_NUMPY_DTYPES = {pa.from_numpy_dtype(np.dtype(name)): np.dtype(name) for name in (
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64")}
+
+
 def _primitive_view(arr: pa.Array) -> tuple[np.ndarray | None, bool]:
     """``(view, private)``: a numpy view of a primitive array's values (no nulls), or None;
     ``private`` where the view lies in a copy-on-write mapping of a store block (this
@@ -53,7 +60,7 @@ def _primitive_view(arr: pa.Array) -> tuple[np.ndarray | None, bool]:
     data = arr.buffers()[1]
     if data is None:
         return None, False
-    dtype = np.dtype(typ.to_pandas_dtype())
+    dtype = _NUMPY_DTYPES[typ]
     offset = arr.offset * dtype.itemsize
     private = writable_view(data, dtype, len(arr), offset)
     if private is not None:
