@@ -61,13 +61,16 @@ class RayInstances:
             self.cluster = None
         self.kind = None
 
-    def single(self) -> None:
-        """A one-node Ray instance with 2 CPUs, connected."""
-        if self.kind != "single":
+    def single(self, object_store_memory: int | None = None) -> None:
+        """A one-node Ray instance with 2 CPUs, connected (``object_store_memory``: its
+        object store's size, Ray's default if ``None``)."""
+        kind = "single" if object_store_memory is None else f"single-{object_store_memory}"
+        if self.kind != kind:
             self._stop()
             # a new local instance even when another Ray runs on this machine
-            ray.init(address="local", num_cpus=2, **_QUIET)
-            self.kind = "single"
+            ray.init(address="local", num_cpus=2, object_store_memory=object_store_memory,
+                     **_QUIET)
+            self.kind = kind
 
     def two_nodes(self) -> Cluster:
         """A head node and a worker node on this machine (one CPU each); Ray not connected

@@ -41,6 +41,10 @@ def test_runs_on_ray_client(ray_client):
     cluster = session.get_cluster()
     assert isinstance(cluster, RayCluster) and cluster.client
     assert ray.util.client.ray.is_connected()
+    # Ray's spilled-bytes count is asked of the cluster by a task over Ray Client
+    from engine.runtime.ray_backend.spilled import _spilled_bytes_on_cluster
+
+    assert _spilled_bytes_on_cluster(True) >= 0
     ds = (ed.range(10_000, override_num_blocks=8)
           .map_batches(lambda b: {"id": b["id"], "sq": b["id"] ** 2}, batch_size=500)
           .filter(expr=ed.col("id") % 3 == 0))

@@ -41,6 +41,7 @@ from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.handles import RayActorHandle, RayTaskHandle
 from engine.runtime.ray_backend.handles_client import RayClientTaskHandle
 from engine.runtime.ray_backend.refs import RayBlockRef, StoreAccount
+from engine.runtime.ray_backend.spilled import SpilledBytes
 from engine.runtime.serialization import dumps_code
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class RayCluster:
         self.num_gpus = 0
         self._refresh_totals(totals)
         self.account = StoreAccount(int(totals.get("object_store_memory", 0) * STORE_FRACTION))
+        self._spilled = SpilledBytes(self.client)
         self._stopped = False
         self._preload = preload
         self._warmed = False
@@ -314,8 +316,11 @@ class RayCluster:
         return 0
 
     def store_usage(self) -> StoreUsage:
+        """This driver's blocks against its budget; spilled bytes are Ray's, cluster-wide
+        (other jobs' spills count too) and up to a second stale (see :mod:`.spilled`)."""
         account = self.account
-        return StoreUsage(account.used_bytes, account.budget_bytes, account.peak_bytes, 0)
+        return StoreUsage(account.used_bytes, account.budget_bytes, account.peak_bytes,
+                          self._spilled.get())
 
     # ------------------------------------------------------------------ lifecycle
     def add_failure_listener(self, listener: Callable[[FailureEvent], None]) -> \
@@ -399,6 +404,7 @@ class RayCluster:
                 logger.exception("a shutdown hook of the Ray runtime raised")
         for actor in actors:
             actor.kill()
+        self._spilled.stop()
         if self._owns_ray:
             ray.shutdown()
 
