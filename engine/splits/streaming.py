@@ -176,8 +176,10 @@ class SplitCoordinator:
 
     def _fail_dead(self, epoch: _Epoch, index: int) -> None:
         if epoch.error is None:
+            pid = self._pids[index]  # None for a consumer on Ray (any node)
+            who = f"consumer {index}" + (f" (process {pid})" if pid is not None else "")
             epoch.error = SplitConsumerDiedError(
-                f"streaming_split: consumer {index} (process {self._pids[index]}) died "
+                f"streaming_split: {who} died "
                 f"during epoch {epoch.number}; the other consumers' shares of this epoch "
                 "are incomplete")
         self._mark_done(epoch, index, stopped=True)

@@ -50,6 +50,7 @@ _NODES_TTL_S = 5.0  # how long a view of the cluster's nodes is trusted (autosca
 # The share of the cluster's object store the executor may fill (Ray Data uses half too:
 # the rest is for Ray's own copies, other jobs and fragmentation).
 STORE_FRACTION = 0.5
+_CLIENT_TRIES = 3  # connections through Ray Client tried (see __init__)
 
 
 class RayCluster:
@@ -81,8 +82,18 @@ class RayCluster:
             check_reachable(address)
             env = engine_runtime_env(runtime_env, ship_engine)
             try:
-                ray.init(address=None if address == "local" else address,
-                         runtime_env=env or None, log_to_driver=True, **init_kwargs)
+                for attempt in itertools.count(1):
+                    try:
+                        ray.init(address=None if address == "local" else address,
+                                 runtime_env=env or None, log_to_driver=True, **init_kwargs)
+                        break
+                    except ConnectionAbortedError as exc:
+                        # The Ray Client server starts a server process per client; one
+                        # that fails to start is reported as this: ask again, twice.
+                        if not self.client or attempt == _CLIENT_TRIES:
+                            raise
+                        logger.warning("Ray Client connection failed (%s); retrying",
+                                       str(exc).splitlines()[-1])
             except ConnectionError as exc:
                 raise ConnectionError(
                     f"engine.init(address={address!r}): no Ray cluster to connect to "
