@@ -22,6 +22,7 @@ with ``SplitConsumerDiedError`` rather than wait for a share that never comes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import logging
@@ -64,7 +65,11 @@ class SplitRelay:
 
     def __init__(self, authkey: bytes) -> None:
         self._authkey = authkey
-        self._incoming: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        # A deque and an event, not an asyncio.Queue: pull() gives up waiting after a
+        # timeout, and wait_for(queue.get()) can drop the item that arrives just then
+        # (Python < 3.12); a cancelled event.wait() loses nothing.
+        self._incoming: collections.deque[tuple[str, Any]] = collections.deque()
+        self._arrived = asyncio.Event()
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._watched: dict[str, tuple[str, str]] = {}  # conn id -> (worker id, node id)
         self._watching = False
@@ -83,7 +88,7 @@ class SplitRelay:
             self._waiting[conn_id] = future
         else:
             self._watched.pop(conn_id, None)
-        await self._incoming.put((conn_id, message))
+        self._put(conn_id, message)
         if message[0] == "close":
             return None
         return await future
@@ -99,17 +104,28 @@ class SplitRelay:
                 except Exception:  # the GCS did not answer: ask again next round
                     continue
                 if gone and self._watched.pop(conn_id, None) is not None:
-                    await self._incoming.put((conn_id, ("died",)))
+                    self._put(conn_id, ("died",))
+                    # nobody waits for this reply, unless Ray was wrong: then an error,
+                    # never a consumer waiting forever
+                    future = self._waiting.pop(conn_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(("error", RuntimeError(
+                            "streaming_split: this consumer was reported dead")))
+
+    def _put(self, conn_id: str, message: Any) -> None:
+        self._incoming.append((conn_id, message))
+        self._arrived.set()
 
     async def pull(self, timeout_s: float) -> list[tuple[str, Any]]:
         """The requests waiting (at most ``timeout_s`` for the first)."""
-        try:
-            first = await asyncio.wait_for(self._incoming.get(), timeout_s)
-        except asyncio.TimeoutError:
-            return []
-        items = [first]
-        while not self._incoming.empty():
-            items.append(self._incoming.get_nowait())
+        if not self._incoming:
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                return []
+        self._arrived.clear()
+        items = list(self._incoming)
+        self._incoming.clear()
         return items
 
     async def reply(self, conn_id: str, reply: Any) -> None:

@@ -34,9 +34,10 @@ def _two_passes(it) -> tuple[list[int], str | None]:
 
 @ray.remote(num_cpus=0, max_retries=0)
 def _stop_early(it) -> int:
-    for batch in it.iter_batches(batch_size=10):
-        return len(batch["id"])  # leaves the pass: the iterator says goodbye
-    return 0
+    batches = it.iter_batches(batch_size=10)
+    rows = len(next(batches)["id"])
+    batches.close()  # leaves the pass: the iterator says goodbye
+    return rows
 
 
 def test_a_consumer_that_dies_mid_pass_fails_the_epoch_for_the_others(ray_single):
