@@ -410,6 +410,15 @@ class DataIterator(BatchIterable):
 
 
 def _remote_iterator(index: int, address: str, authkey: bytes) -> DataIterator:
+    # Import the transports now, on the thread that unpickles the iterator: a pass reads
+    # blocks on a background thread, and an import there was seen to wait forever on the
+    # interpreter's import lock inside a Ray worker.
+    import importlib
+
+    for name in ("engine.runtime.block_store", "engine.splits.transport",
+                 "engine.splits.transport_ray"):
+        importlib.import_module(name)
+
     return DataIterator(None, index, address=address, authkey=authkey)
 
 
