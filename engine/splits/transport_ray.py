@@ -72,7 +72,7 @@ class SplitRelay:
         self._arrived = asyncio.Event()
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._watched: dict[str, tuple[str, str]] = {}  # conn id -> (worker id, node id)
-        self._watching = False
+        self._watcher: asyncio.Task[None] | None = None
 
     async def request(self, authkey: bytes, conn_id: str, message: Any,
                       consumer: tuple[str, str] | None = None) -> Any:
@@ -80,9 +80,8 @@ class SplitRelay:
             return ("error", PermissionError("streaming_split: wrong key for this coordinator"))
         if consumer is not None:
             self._watched[conn_id] = consumer
-            if not self._watching:
-                self._watching = True
-                asyncio.get_running_loop().create_task(self._watch())
+            if self._watcher is None:  # kept: the loop holds only a weak reference
+                self._watcher = asyncio.get_running_loop().create_task(self._watch())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if message[0] != "close":
             self._waiting[conn_id] = future
