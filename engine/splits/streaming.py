@@ -176,8 +176,10 @@ class SplitCoordinator:
 
     def _fail_dead(self, epoch: _Epoch, index: int) -> None:
         if epoch.error is None:
+            pid = self._pids[index]  # None for a consumer on Ray (any node)
+            who = f"consumer {index}" + (f" (process {pid})" if pid is not None else "")
             epoch.error = SplitConsumerDiedError(
-                f"streaming_split: consumer {index} (process {self._pids[index]}) died "
+                f"streaming_split: {who} died "
                 f"during epoch {epoch.number}; the other consumers' shares of this epoch "
                 "are incomplete")
         self._mark_done(epoch, index, stopped=True)
@@ -408,6 +410,15 @@ class DataIterator(BatchIterable):
 
 
 def _remote_iterator(index: int, address: str, authkey: bytes) -> DataIterator:
+    # Import the transports now, on the thread that unpickles the iterator: a pass reads
+    # blocks on a background thread, and an import there was seen to wait forever on the
+    # interpreter's import lock inside a Ray worker.
+    import importlib
+
+    for name in ("engine.runtime.block_store", "engine.splits.transport",
+                 "engine.splits.transport_ray"):
+        importlib.import_module(name)
+
     return DataIterator(None, index, address=address, authkey=authkey)
 
 

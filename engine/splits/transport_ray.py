@@ -11,11 +11,18 @@ store. Requests carry the relay's random key: only holders of the pickled ``Data
 are served.
 
 The address a ``DataIterator`` carries is ``"ray-relay:<namespace>/<actor name>"``.
+
+A consumer that dies in the middle of a pass sends no goodbye, and no connection drops to
+tell (as a Unix socket does on one machine): the consumer names its Ray worker and node when
+it begins, and the relay watches them in Ray's GCS while the pass is open. A dead one ends
+its connection as a dropped socket would: the coordinator fails the epoch for the others
+with ``SplitConsumerDiedError`` rather than wait for a share that never comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import logging
@@ -35,36 +42,89 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "ray-relay:"
 _POLL_S = 1.0
+_WATCH_S = 1.0  # how often the relay looks for dead consumers
+
+
+def consumer_gone(worker_id: str, node_id: str) -> bool:
+    """Whether Ray's GCS knows the worker (or its node) as dead; an unknown one is alive."""
+    import ray
+    from ray._private import state
+    from ray.core.generated import gcs_pb2
+
+    if any(n["NodeID"] == node_id and not n["Alive"] for n in ray.nodes()):
+        return True
+    info = state.state._connect_and_get_accessor().get_worker_info(
+        ray.WorkerID.from_hex(worker_id))
+    table = gcs_pb2.WorkerTableData  # type: ignore[attr-defined]  # generated, untyped
+    return info is not None and not table.FromString(info).is_alive
 
 
 class SplitRelay:
-    """The Ray actor that passes requests in and replies out (one per coordinator)."""
+    """The Ray actor that passes requests in and replies out (one per coordinator), and
+    watches the consumers with an open pass (see the module docstring)."""
 
     def __init__(self, authkey: bytes) -> None:
         self._authkey = authkey
-        self._incoming: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        # A deque and an event, not an asyncio.Queue: pull() gives up waiting after a
+        # timeout, and wait_for(queue.get()) can drop the item that arrives just then
+        # (Python < 3.12); a cancelled event.wait() loses nothing.
+        self._incoming: collections.deque[tuple[str, Any]] = collections.deque()
+        self._arrived = asyncio.Event()
         self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._watched: dict[str, tuple[str, str]] = {}  # conn id -> (worker id, node id)
+        self._watcher: asyncio.Task[None] | None = None
 
-    async def request(self, authkey: bytes, conn_id: str, message: Any) -> Any:
+    async def request(self, authkey: bytes, conn_id: str, message: Any,
+                      consumer: tuple[str, str] | None = None) -> Any:
         if not hmac.compare_digest(authkey, self._authkey):
             return ("error", PermissionError("streaming_split: wrong key for this coordinator"))
+        if consumer is not None:
+            self._watched[conn_id] = consumer
+            if self._watcher is None:  # kept: the loop holds only a weak reference
+                self._watcher = asyncio.get_running_loop().create_task(self._watch())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if message[0] != "close":
             self._waiting[conn_id] = future
-        await self._incoming.put((conn_id, message))
+        else:
+            self._watched.pop(conn_id, None)
+        self._put(conn_id, message)
         if message[0] == "close":
             return None
         return await future
 
+    async def _watch(self) -> None:
+        """Every ``_WATCH_S``, end the connections of consumers Ray knows are dead."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            for conn_id, (worker_id, node_id) in list(self._watched.items()):
+                try:
+                    gone = await loop.run_in_executor(None, consumer_gone, worker_id, node_id)
+                except Exception:  # the GCS did not answer: ask again next round
+                    continue
+                if gone and self._watched.pop(conn_id, None) is not None:
+                    self._put(conn_id, ("died",))
+                    # nobody waits for this reply, unless Ray was wrong: then an error,
+                    # never a consumer waiting forever
+                    future = self._waiting.pop(conn_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(("error", RuntimeError(
+                            "streaming_split: this consumer was reported dead")))
+
+    def _put(self, conn_id: str, message: Any) -> None:
+        self._incoming.append((conn_id, message))
+        self._arrived.set()
+
     async def pull(self, timeout_s: float) -> list[tuple[str, Any]]:
         """The requests waiting (at most ``timeout_s`` for the first)."""
-        try:
-            first = await asyncio.wait_for(self._incoming.get(), timeout_s)
-        except asyncio.TimeoutError:
-            return []
-        items = [first]
-        while not self._incoming.empty():
-            items.append(self._incoming.get_nowait())
+        if not self._incoming:
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                return []
+        self._arrived.clear()
+        items = list(self._incoming)
+        self._incoming.clear()
         return items
 
     async def reply(self, conn_id: str, reply: Any) -> None:
@@ -83,9 +143,11 @@ class _RelayConnection:
 
     def recv(self) -> Any:
         message = self.inbox.get()
-        if message is None or message[0] == "close":
-            raise EOFError("the consumer closed its pass")
-        return message
+        if message is None or message[0] == "died":
+            # the relay's watch found the consumer dead (or the server stops): the pass
+            # ends without a goodbye, as a dropped socket ends one
+            raise EOFError("the consumer is gone")
+        return message  # "close" included: _serve tells a goodbye from a death
 
     def send(self, reply: Any) -> None:
         import ray
@@ -202,17 +264,20 @@ def relay_block_refs(address: str, authkey: bytes, index: int) -> Iterator[_Fetc
                            "called streaming_split dropped its iterators or shut the "
                            "engine down)") from exc
     conn_id = uuid.uuid4().hex
+    context = ray.get_runtime_context()
+    me = (context.get_worker_id(), context.get_node_id())  # for the relay's watch
 
-    def ask(message: tuple[Any, ...]) -> tuple[str, Any]:
+    def ask(message: tuple[Any, ...], consumer: tuple[str, str] | None = None) \
+            -> tuple[str, Any]:
         try:
-            reply: Any = ray.get(relay.request.remote(authkey, conn_id, message))
+            reply: Any = ray.get(relay.request.remote(authkey, conn_id, message, consumer))
         except ray.exceptions.RayError as exc:
             raise RuntimeError("streaming_split: lost the coordinator's relay (the process "
                                "that called streaming_split exited?)") from exc
         return reply
 
     try:
-        kind, payload = ask(("begin", index))
+        kind, payload = ask(("begin", index), me)
         if kind == "error":
             raise payload
         while True:

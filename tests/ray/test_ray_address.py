@@ -88,11 +88,10 @@ def test_engine_address_selects_ray(ray_instances, monkeypatch):
         ed.shutdown()
 
 
-def test_ray_client_address_is_refused_with_a_hint(ray_instances):
-    ray_instances.single()
-    ed.shutdown()
-    with pytest.raises(ValueError, match="Ray Client"):
-        ed.init(address="ray://127.0.0.1:10001")
+def test_unreachable_ray_client_address_fails_fast(tmp_path):
+    out = _init_in_subprocess("ray://127.0.0.1:9", tmp_path)
+    assert "ERROR engine.init(address='ray://127.0.0.1:9'): no Ray cluster answers there" \
+        in out
 
 
 def test_num_cpus_with_a_ray_address_is_refused(ray_instances):

@@ -1,8 +1,9 @@
 """The runtime contract on Ray Core: the same plans on a Ray cluster.
 
 ``engine.init(address=...)`` picks this backend for ``"auto"`` or ``"host:port"``; ``ray`` is
-imported only here (and in the modules Ray's workers load). Ray Client (``"ray://"``) is
-refused: it does not stream generator outputs.
+imported only here (and in the modules Ray's workers load). Over Ray Client (``"ray://"``),
+which cannot stream generator returns, tasks hand over their outputs when they end
+(:mod:`.handles_client`).
 
 * tasks are Ray remote functions with streaming generator returns; a driver thread per task
   takes their outputs only while the handle has credits, and Ray's generator backpressure

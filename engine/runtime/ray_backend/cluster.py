@@ -17,6 +17,7 @@ import itertools
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +39,9 @@ from engine.runtime.interfaces import (
 from engine.runtime.ray_backend.connect import check_reachable, engine_runtime_env
 from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.handles import RayActorHandle, RayTaskHandle
+from engine.runtime.ray_backend.handles_client import RayClientTaskHandle
 from engine.runtime.ray_backend.refs import RayBlockRef, StoreAccount
+from engine.runtime.ray_backend.spilled import SpilledBytes
 from engine.runtime.serialization import dumps_code
 
 logger = logging.getLogger(__name__)
@@ -47,15 +50,16 @@ _NODES_TTL_S = 5.0  # how long a view of the cluster's nodes is trusted (autosca
 # The share of the cluster's object store the executor may fill (Ray Data uses half too:
 # the rest is for Ray's own copies, other jobs and fragmentation).
 STORE_FRACTION = 0.5
+_CLIENT_TRIES = 3  # connections through Ray Client tried (see __init__)
 
 
 class RayCluster:
     """The engine's runtime on Ray Core.
 
     Args:
-        address: Passed to ``ray.init``: ``"auto"``, ``"host:port"``, or ``"local"`` to start
-            a Ray instance on this machine (``"ray://"``, Ray Client, is refused: it does
-            not stream generator outputs).
+        address: Passed to ``ray.init``: ``"auto"``, ``"host:port"``, ``"ray://host:port"``
+            (Ray Client: tasks hand over their outputs when they end, see
+            :mod:`.handles_client`), or ``"local"`` to start a Ray instance on this machine.
         runtime_env: Ray's runtime environment for this job's workers.
         ship_engine: Add this ``engine`` package to ``runtime_env["py_modules"]``.
         default_credits: Outputs a task may run ahead of its consumer.
@@ -70,27 +74,38 @@ class RayCluster:
 
         self.address = address
         self.default_credits = default_credits
-        if address.startswith("ray://"):
-            # Ray Client does not stream generator outputs (num_returns="streaming"), and
-            # every task of the engine streams its blocks.
-            raise ValueError(
-                f"engine.init(address={address!r}): Ray Client (ray://) cannot run the "
-                "engine's streaming tasks; run the driver on the cluster (`ray job submit`, "
-                "then engine.init(address='auto')) or connect to the head node's GCS "
-                "address (host:6379)")
+        # Ray Client cannot stream generator returns: its tasks return their outputs when
+        # they end instead (see handles_client.py).
+        self.client = address.startswith("ray://")
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             check_reachable(address)
             env = engine_runtime_env(runtime_env, ship_engine)
             try:
-                ray.init(address=None if address == "local" else address,
-                         runtime_env=env or None, log_to_driver=True, **init_kwargs)
+                for attempt in itertools.count(1):
+                    try:
+                        ray.init(address=None if address == "local" else address,
+                                 runtime_env=env or None, log_to_driver=True, **init_kwargs)
+                        break
+                    except ConnectionAbortedError as exc:
+                        # The Ray Client server starts a server process per client; one
+                        # that fails to start is reported as this: ask again, twice.
+                        if not self.client or attempt == _CLIENT_TRIES:
+                            raise
+                        logger.warning("Ray Client connection failed (%s); retrying",
+                                       str(exc).splitlines()[-1])
             except ConnectionError as exc:
                 raise ConnectionError(
                     f"engine.init(address={address!r}): no Ray cluster to connect to "
                     f"({exc}). Start one with `ray start --head`, set RAY_ADDRESS, or call "
                     "engine.init() for the embedded local cluster") from exc
-        self._task_fn = ray.remote(num_returns="streaming", num_cpus=0)(_run_task_fn())
+        if not self.client and ray.util.client.ray.is_connected():
+            self.client = True  # Ray was already connected through Ray Client
+        with warnings.catch_warnings():  # "dynamic" is deprecated, but all Ray Client has
+            warnings.simplefilter("ignore", DeprecationWarning)
+            returns: Any = "dynamic" if self.client else "streaming"  # typed: no "dynamic"
+            self._task_fn = ray.remote(num_returns=returns, num_cpus=0)(
+                _run_task_fn(self.client))
         self._actor_cls = ray.remote(_actor_host_cls())
         self._keys = itertools.count(1)
         self._actor_ids = itertools.count(1)
@@ -107,6 +122,7 @@ class RayCluster:
         self.num_gpus = 0
         self._refresh_totals(totals)
         self.account = StoreAccount(int(totals.get("object_store_memory", 0) * STORE_FRACTION))
+        self._spilled = SpilledBytes(self.client)
         self._stopped = False
         self._preload = preload
         self._warmed = False
@@ -208,8 +224,9 @@ class RayCluster:
         node_id = self._place()
         options: dict[str, Any] = {
             "max_retries": max_retries, "retry_exceptions": False,
-            "_generator_backpressure_num_objects": 2 * credits + 1,
             "name": name or getattr(fn, "__name__", "task")}
+        if not self.client:
+            options["_generator_backpressure_num_objects"] = 2 * credits + 1
         if node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
         try:
@@ -217,8 +234,8 @@ class RayCluster:
         except Exception:
             self._unplace(node_id)
             raise
-        return RayTaskHandle(next(self._keys), options["name"], gen, self, notify, credits,
-                             on_done=lambda: self._unplace(node_id))
+        return self._handle_cls(next(self._keys), options["name"], gen, self, notify, credits,
+                                on_done=lambda: self._unplace(node_id))
 
     def submit_actor_call(self, actor: Any, fn: Callable[..., Any], args: tuple[Any, ...], *,
                           name: str, credits: int | None,
@@ -228,11 +245,21 @@ class RayCluster:
         self._check_running()
         digest, box = self._code(fn)
         credits = credits or self.default_credits
-        gen = actor.call.options(num_returns="streaming",
-                                 _generator_backpressure_num_objects=2 * credits + 1) \
-            .remote(digest, box, tuple(args))
-        return RayTaskHandle(next(self._keys), name, gen, self, notify, credits,
-                             actor_error=actor_error)
+        if self.client:
+            with warnings.catch_warnings():  # see __init__
+                warnings.simplefilter("ignore", DeprecationWarning)
+                gen = actor.call_listed.options(num_returns="dynamic").remote(
+                    digest, box, tuple(args))
+        else:
+            gen = actor.call.options(num_returns="streaming",
+                                     _generator_backpressure_num_objects=2 * credits + 1) \
+                .remote(digest, box, tuple(args))
+        return self._handle_cls(next(self._keys), name, gen, self, notify, credits,
+                                actor_error=actor_error)
+
+    @property
+    def _handle_cls(self) -> type[RayTaskHandle]:
+        return RayClientTaskHandle if self.client else RayTaskHandle
 
     # ------------------------------------------------------------------ actors
     def create_actor(self, cls: type, args: tuple[Any, ...] = (),
@@ -300,8 +327,11 @@ class RayCluster:
         return 0
 
     def store_usage(self) -> StoreUsage:
+        """This driver's blocks against its budget; spilled bytes are Ray's, cluster-wide
+        (other jobs' spills count too) and up to a second stale (see :mod:`.spilled`)."""
         account = self.account
-        return StoreUsage(account.used_bytes, account.budget_bytes, account.peak_bytes, 0)
+        return StoreUsage(account.used_bytes, account.budget_bytes, account.peak_bytes,
+                          self._spilled.get())
 
     # ------------------------------------------------------------------ lifecycle
     def add_failure_listener(self, listener: Callable[[FailureEvent], None]) -> \
@@ -385,14 +415,15 @@ class RayCluster:
                 logger.exception("a shutdown hook of the Ray runtime raised")
         for actor in actors:
             actor.kill()
+        self._spilled.stop()
         if self._owns_ray:
             ray.shutdown()
 
 
-def _run_task_fn() -> Any:
-    from engine.runtime.ray_backend.remote import run_task
+def _run_task_fn(client: bool) -> Any:
+    from engine.runtime.ray_backend.remote import run_task, run_task_listed
 
-    return run_task
+    return run_task_listed if client else run_task
 
 
 def _actor_host_cls() -> Any:

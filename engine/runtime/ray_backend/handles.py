@@ -79,29 +79,42 @@ class RayTaskHandle(OutputStream):
                 if ref is None:
                     break
                 record = ray.get(ref)
-                kind = record[0]
-                if kind == "block":
+                if record[0] == "block":
                     block = self._next_ref()
                     if block is None:
                         break
-                    self._push(RayBlockRef(block, record[1], record[2],
-                                           schema_bytes=record[3],
-                                           account=self._cluster.account))
-                elif kind == "value":
-                    self._push(ValueOutput(cloudpickle.loads(record[1]), len(record[1])))
-                elif kind == "error":
-                    error = remote_error(record)
-                    break
-                elif kind == "done":
-                    self.cpu_seconds = record[1]
+                    self._take_record(record, block)
+                else:
+                    error = self._take_record(record, None)
+                    if error is not None:
+                        break
         except ray.exceptions.TaskCancelledError:
             error = None
         except Exception as exc:
-            owner = self._actor_error() if self._actor_error is not None else None
-            error = None if self._cancelled else \
-                owner if isinstance(owner, RemoteError) else \
-                from_ray_error(exc, f"task {self.name}")
+            error = self._ray_failure(exc)
         self._finish(error)
+
+    def _take_record(self, record: tuple[Any, ...], block: Any) -> BaseException | None:
+        """Push the output of one record (``block``: the block object of a block record);
+        return the task's error when it is an error record."""
+        kind = record[0]
+        if kind == "block":
+            self._push(RayBlockRef(block, record[1], record[2], schema_bytes=record[3],
+                                   account=self._cluster.account))
+        elif kind == "value":
+            self._push(ValueOutput(cloudpickle.loads(record[1]), len(record[1])))
+        elif kind == "error":
+            return remote_error(record)
+        elif kind == "done":
+            self.cpu_seconds = record[1]
+        return None
+
+    def _ray_failure(self, exc: BaseException) -> BaseException | None:
+        """The task's error for an exception Ray raised while reading it."""
+        owner = self._actor_error() if self._actor_error is not None else None
+        return None if self._cancelled else \
+            owner if isinstance(owner, RemoteError) else \
+            from_ray_error(exc, f"task {self.name}")
 
     def _on_end(self) -> None:
         self._gen = None

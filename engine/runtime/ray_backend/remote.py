@@ -13,6 +13,11 @@ the block to learn them (records, in yield order)::
 
 A UDF's exception is caught here and yielded, so the driver builds the same typed error as
 on the local backend and Ray does not retry it (retries are for system failures).
+
+Over Ray Client, which cannot stream generator returns, a task runs as a *dynamic* generator
+instead (:func:`run_task_listed`): it yields each block as its own object (owned by the
+caller, as a streamed one is) and, last, the list of every record in order, a block's record
+standing for the next block object (see :mod:`.handles_client`).
 """
 
 from __future__ import annotations
@@ -121,6 +126,23 @@ def run_task(digest: bytes, box: list[Any], args: tuple[Any, ...]) -> Iterator[A
     yield from stream(fn, args)
 
 
+def listed(records: Iterator[Any]) -> Iterator[Any]:
+    """``records`` as a dynamic generator yields them: blocks first, one object each, then
+    the list of the records (a block's own record stands in for it)."""
+    summary: list[Any] = []
+    for record in records:
+        if isinstance(record, pa.Table):
+            yield record
+        else:
+            summary.append(record)
+    yield summary
+
+
+def run_task_listed(digest: bytes, box: list[Any], args: tuple[Any, ...]) -> Iterator[Any]:
+    """:func:`run_task` for Ray Client (``num_returns="dynamic"``)."""
+    yield from listed(run_task(digest, box, args))
+
+
 class ActorHost:
     """A Ray actor holding one user object built from ``cls(*args, **kwargs)``."""
 
@@ -147,6 +169,10 @@ class ActorHost:
             yield _error_record(exc)
             return
         yield from stream(fn, args, (self.instance,))
+
+    def call_listed(self, digest: bytes, box: list[Any], args: tuple[Any, ...]) -> Iterator[Any]:
+        """:meth:`call` for Ray Client (``num_returns="dynamic"``)."""
+        yield from listed(self.call(digest, box, args))
 
     def ready(self) -> tuple[Any, ...] | None:
         """``None`` once the object is built, or the constructor's error record."""
