@@ -56,8 +56,8 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
         address: ``None`` or ``"local"``: the embedded cluster on this machine.
             ``"auto"``: the Ray cluster named by ``RAY_ADDRESS`` or started on this
             machine with ``ray start`` (an error if there is none). ``"host:port"``: the
-            Ray cluster whose head node (GCS) listens there. ``"ray://host:port"`` (Ray
-            Client) is refused with a hint: Ray Client does not stream task outputs. The
+            Ray cluster whose head node (GCS) listens there. ``"ray://host:port"``: through
+            Ray Client (each task then hands over its blocks when it ends). The
             ``ENGINE_ADDRESS`` environment variable sets the default.
         object_store_memory: The block store's budget in bytes (default:
             ``DataContext.memory_budget``).

@@ -5,7 +5,8 @@ The sort must keep every block until its reduce: past the budget they spill to d
 the block store's peak should stay within 1.5x of the budget. The engine reports its own
 peak store bytes (from the execution's summary) next to the budget, and the row counts as
 correct only within that bound; the table's peak column is the whole process tree plus
-``/dev/shm`` (Python heaps included). Ray Data gets the same budget
+``/dev/shm`` (Python heaps included). On its Ray backend the engine's peak is reported but
+not held to the bound: Ray's object store spills at its own capacity. Ray Data gets the same budget
 (``resource_limits.object_store_memory``); Daft has no budget to set.
 """
 
@@ -45,6 +46,12 @@ def _peak_store_bytes(ds: Any) -> int | None:
     return int(executor.summary()["peak_store_bytes"])
 
 
+def _ray_spills(api: ModuleType) -> bool:
+    """Whether ``api`` is this engine on its Ray backend."""
+    session = getattr(api, "session", None)
+    return session is not None and "ray_backend" in type(session.get_cluster()).__module__
+
+
 def run(api: ModuleType, scale: float, data: ParquetSet) -> Result:
     src = data
     ds = api.read_parquet(str(src.directory), columns=["id", "x"]).sort("x")
@@ -62,7 +69,9 @@ def run(api: ModuleType, scale: float, data: ParquetSet) -> Result:
     details = []
     if rows != src.rows or not ordered:
         details.append(f"rows {rows} of {src.rows}, in order: {ordered}")
-    within = peak is None or peak <= PEAK_BOUND * budget
+    # On the Ray backend Ray's object store decides when to spill (at its own capacity),
+    # so the bound is the embedded store's; there the peak is reported, not held to it.
+    within = peak is None or _ray_spills(api) or peak <= PEAK_BOUND * budget
     if peak is not None:
         details.append(f"peak store {peak / 2**20:.0f} MiB = {peak / budget:.2f}x the budget "
                        f"of {budget / 2**20:.0f} MiB (data {ROW_BYTES * src.rows / 2**20:.0f} "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from engine.block import number_view
 from engine.private_memory import writable_view
 
 # Copy columns on threads only when a batch is this large: below it, handing columns to a
@@ -41,31 +42,18 @@ def resolve_device(device: Any) -> Any:
     return device if isinstance(device, torch.device) else torch.device(device)
 
 
-# Arrow's number types as numpy's (``DataType.to_pandas_dtype`` imports pandas on some
-# pyarrow versions).
-_NUMPY_DTYPES = {pa.from_numpy_dtype(np.dtype(name)): np.dtype(name) for name in (
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64")}
-
-
 def _primitive_view(arr: pa.Array) -> tuple[np.ndarray | None, bool]:
-    """``(view, private)``: a numpy view of a primitive array's values (no nulls), or None;
+    """``(view, private)``: a numpy view of a number array (no nulls), or None;
     ``private`` where the view lies in a copy-on-write mapping of a store block (this
-    process's own pages once written, so writable whoever else reads the block). (Not
-    ``Array.to_numpy``: its first call imports pandas, a quarter of a second of a cold start
-    that nothing else of a plain ingest needs.)"""
-    typ = arr.type
-    if arr.null_count or not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+    process's own pages once written, so writable whoever else reads the block)."""
+    view = number_view(arr)
+    if view is None:
         return None, False
-    data = arr.buffers()[1]
-    if data is None:
-        return None, False
-    dtype = _NUMPY_DTYPES[typ]
-    offset = arr.offset * dtype.itemsize
-    private = writable_view(data, dtype, len(arr), offset)
+    private = writable_view(arr.buffers()[1], view.dtype, len(arr),
+                            arr.offset * view.dtype.itemsize)
     if private is not None:
         return private, True
-    return np.frombuffer(data, dtype=dtype, count=len(arr), offset=offset), False
+    return view, False
 
 
 def _writable_view(arr: pa.Array) -> np.ndarray | None:
