@@ -97,3 +97,15 @@ def fresh_context():
     saved = ctx.copy()
     yield ctx
     engine.DataContext._set_current(saved)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(request):
+    """An embedded cluster of its own for a whole test module, shut down after it: 2 CPUs,
+    or the ``engine.init`` arguments in the module's ``CLUSTER_INIT``. Modules take it with
+    ``pytestmark = pytest.mark.usefixtures("module_cluster")``."""
+    kwargs = getattr(request.module, "CLUSTER_INIT", {"num_cpus": 2})
+    engine.shutdown()
+    engine.init(**kwargs)
+    yield
+    engine.shutdown()

@@ -15,13 +15,7 @@ from hypothesis import strategies as st
 import engine as ed
 from engine.aggregate import AggregateFn, Count, Max, Mean, Min, Std, Sum
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 def _ds(n=100, parts=4):

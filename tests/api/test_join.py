@@ -14,12 +14,7 @@ JOIN_TYPES = ["inner", "left_outer", "right_outer", "full_outer", "left_semi", "
               "left_anti", "right_anti"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 def _reference(left: pd.DataFrame, right: pd.DataFrame, how: str) -> list[tuple]:

@@ -13,12 +13,8 @@ MiB = 1 << 20
 BUDGET = 8 * MiB
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2, object_store_memory=BUDGET)
-    yield
-    ed.shutdown()
+CLUSTER_INIT = {"num_cpus": 2, "object_store_memory": BUDGET}
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 def _sums(batch):

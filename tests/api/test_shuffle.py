@@ -10,13 +10,7 @@ from hypothesis import strategies as st
 import engine as ed
 from engine.random_seed import RandomSeedConfig
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 def _ids(ds):

@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 
 import engine as ed
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 def _blocks(ds):

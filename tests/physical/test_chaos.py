@@ -24,20 +24,13 @@ from engine.errors import ObjectLostError, SystemException
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120),
+              pytest.mark.usefixtures("module_cluster")]
 
 SEEDS = [11, 23, 37]
 N = 120_000
 BATCH = 5_000  # 24 batches: ids [k * BATCH, (k + 1) * BATCH)
 MONKEY_KILLS = 2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
 
 
 # ---------------------------------------------------------------- faults the UDFs cause

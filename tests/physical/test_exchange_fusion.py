@@ -21,12 +21,7 @@ FILES = 4
 ROWS = 500  # per file
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,8 @@ BUDGET = 8 * MiB
 N = 4 * BUDGET // 8  # int64 rows: the data is four times the budget
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2, object_store_memory=BUDGET)
-    yield
-    ed.shutdown()
+CLUSTER_INIT = {"num_cpus": 2, "object_store_memory": BUDGET}
+pytestmark = pytest.mark.usefixtures("module_cluster")
 
 
 def _peak(ds: ed.Dataset) -> int:

@@ -19,18 +19,10 @@ from engine.runtime import protocol
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240), pytest.mark.usefixtures("module_cluster")]
 
 WARMUP = 24
 ROUNDS = 360
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cluster():
-    ed.shutdown()
-    ed.init(num_cpus=2)
-    yield
-    ed.shutdown()
 
 
 class AddOne:
