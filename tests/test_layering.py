@@ -21,7 +21,7 @@ ENGINE = Path(__file__).resolve().parent.parent / "engine"
 
 LEAVES = {"engine.block", "engine.errors", "engine.context", "engine.expressions",
           "engine.aggregate", "engine.aggregate_profile", "engine.datatype",
-          "engine.object_column"}
+          "engine.object_column", "engine.private_memory"}
 
 
 def _is_leaf(module: str) -> bool:

@@ -1,8 +1,9 @@
 """Arrow batches to torch tensors for ``iter_torch_batches`` (torch stays optional).
 
 A column becomes a tensor without a copy when its memory belongs to this batch alone (the
-shuffle buffer's output, or chunks just combined); a view of a shared block (a read-only
-memory map of the block store, or a block a materialized dataset keeps) is copied once, so
+shuffle buffer's output, or chunks just combined) or lies in this process's copy-on-write
+mapping of a store block (``engine.private_memory``: a write copies just the pages written);
+other memory a batch shares (an inline block, a table the driver holds) is copied once, so
 every tensor handed out may be modified in place. A cast to another dtype is the copy.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.block import number_view
+from engine.private_memory import writable_view
 
 # Copy columns on threads only when a batch is this large: below it, handing columns to a
 # pool costs more than the copies.
@@ -40,9 +42,23 @@ def resolve_device(device: Any) -> Any:
     return device if isinstance(device, torch.device) else torch.device(device)
 
 
+def _primitive_view(arr: pa.Array) -> tuple[np.ndarray | None, bool]:
+    """``(view, private)``: a numpy view of a number array (no nulls), or None;
+    ``private`` where the view lies in a copy-on-write mapping of a store block (this
+    process's own pages once written, so writable whoever else reads the block)."""
+    view = number_view(arr)
+    if view is None:
+        return None, False
+    private = writable_view(arr.buffers()[1], view.dtype, len(arr),
+                            arr.offset * view.dtype.itemsize)
+    if private is not None:
+        return private, True
+    return view, False
+
+
 def _writable_view(arr: pa.Array) -> np.ndarray | None:
     """A writable numpy view of a primitive array's values (no nulls), or None."""
-    view = number_view(arr)
+    view, _ = _primitive_view(arr)
     return view if view is not None and view.flags.writeable else None
 
 
@@ -63,9 +79,9 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array, owned: bool) -> tuple[np
             if flat is not None:
                 return flat.reshape((len(column), *typ.shape)), True
         return column.to_numpy_ndarray(), False
-    view = number_view(column)
+    view, private = _primitive_view(column)
     if view is not None:
-        return view, owned and bool(view.flags.writeable)
+        return view, private or (owned and bool(view.flags.writeable))
     values = column.to_numpy(zero_copy_only=False)
     # Arrow marks its zero-copy views read-only; what it had to convert is a fresh copy.
     return values, bool(values.flags.writeable)

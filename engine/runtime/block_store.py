@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from engine.private_memory import map_private
 from engine.runtime.session_dirs import (
     SESSION_PREFIX,
     SPILL_PREFIX,
@@ -99,17 +100,18 @@ def direct_spill_path(store_dir: str, spill_dir: str, block_id: str, nbytes: int
 
 
 def read_block_file(path: str, spill_dir: str | None = None) -> pa.Table:
-    """Memory-map a block file read-only and return a zero-copy table.
+    """Memory-map a block file copy-on-write and return a zero-copy table (a reader may
+    then write its columns' memory without copying, and the file stays as it was).
 
     If the file has moved to the spill directory, read it from there.
     """
     try:
-        source = pa.memory_map(path, "r")
+        source = map_private(path)
     except FileNotFoundError:
         if spill_dir is None:
             raise
-        source = pa.memory_map(os.path.join(spill_dir, os.path.basename(path)), "r")
-    reader = pa.ipc.open_file(source)
+        source = map_private(os.path.join(spill_dir, os.path.basename(path)))
+    reader = pa.ipc.open_file(pa.BufferReader(source))
     if reader.num_record_batches == 1:
         return pa.Table.from_batches([reader.get_batch(0)])
     return reader.read_all()

@@ -102,6 +102,38 @@ def test_modifying_batches_in_place_never_changes_the_data(shuffle) -> None:
     assert sorted(r["id"] for r in ds.take_all()) == list(range(20_000))
 
 
+def test_unshuffled_tensors_are_views_of_the_stores_copy_on_write_mapping() -> None:
+    # Each 400 KB block is a store file (not inline); its ten batches are consecutive views
+    # of this process's private mapping of it (no copy), yet writing them leaves the file.
+    ds = ed.range(200_000, override_num_blocks=4).materialize()
+    batches = list(ds.iter_torch_batches(batch_size=5000))
+    starts = [b["id"].data_ptr() for b in batches]
+    contiguous = sum(1 for a, b in itertools.pairwise(starts) if b == a + 5000 * 8)
+    assert contiguous >= 4 * 9
+    for batch in batches:
+        batch["id"].fill_(-1)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(200_000))
+
+
+def test_private_mapping_views_are_writable_and_leave_the_file(tmp_path) -> None:
+    from engine.private_memory import map_private, writable_view
+
+    path = str(tmp_path / "block.arrow")
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, pa.schema([("x", pa.int64())])) \
+            as writer:
+        writer.write_table(pa.table({"x": np.arange(10)}))
+    table = pa.ipc.open_file(pa.BufferReader(map_private(path))).read_all()
+    data = table.column("x").chunk(0).buffers()[1]
+    view = writable_view(data, np.dtype(np.int64), 10, 0)
+    assert view is not None and view.flags.writeable
+    view[:] = -1
+    assert table.column("x").to_pylist() == [-1] * 10  # this process's pages
+    reread = pa.ipc.open_file(pa.memory_map(path, "r")).read_all()
+    assert reread.column("x").to_pylist() == list(range(10))
+    # Memory not mapped here is never claimed writable.
+    assert writable_view(pa.py_buffer(np.arange(4)), np.dtype(np.int64), 4, 0) is None
+
+
 def test_shuffled_tensors_of_one_refill_share_one_buffer() -> None:
     ds = ed.range(5000, override_num_blocks=1)
     batches = list(ds.iter_torch_batches(batch_size=100, local_shuffle_buffer_size=500,
