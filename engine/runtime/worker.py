@@ -51,6 +51,11 @@ from engine.runtime.session_dirs import hold_session, try_remove_session
 _ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# How long a worker whose driver died keeps trying to remove the session's directories
+# while other processes of the session still hold them.
+_CLEANUP_PATIENCE_S = 5.0
+
+
 class _Cancelled(Exception):
     pass
 
@@ -177,7 +182,13 @@ class Worker:
         """The driver died: remove the session's directories if this is the last process
         of the session, and exit at once (whichever thread sees it first)."""
         self._leaving.acquire()  # the other thread, arriving second, waits for the exit
-        try_remove_session(self.lock_fd, self.store_dir, self.spill_dir)
+        # A zygote killed moments before the driver may still hold the lock while every
+        # worker tries once; so each retries until the session is gone (briefly: workers
+        # exit within moments of the driver).
+        deadline = time.monotonic() + _CLEANUP_PATIENCE_S
+        while not try_remove_session(self.lock_fd, self.store_dir, self.spill_dir) and \
+                os.path.exists(self.store_dir) and time.monotonic() < deadline:
+            time.sleep(0.02)
         os._exit(0)
 
     def run(self) -> None:
