@@ -62,6 +62,7 @@ def train(rank: int, shards: list[Any], port: int, epochs: int, batch_size: int)
         print(f"rank {rank} epoch {epoch}: mean loss {total[0] / total[1]:.4f} over "
               f"{int(total[1])} rows", flush=True)
     print(f"rank {rank} ingest stats of the last epoch:{shard.stats()}", flush=True)
+    dist.barrier()  # tear gloo down together: a rank leaving first can abort the other's
     dist.destroy_process_group()
 
 
