@@ -87,6 +87,53 @@ def number_view(arr: pa.Array) -> np.ndarray | None:
     return np.frombuffer(data, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
+def number_array(values: np.ndarray) -> pa.Array | None:
+    """A 1-d numpy array of numbers or bools as an Arrow array (zero-copy for numbers), or
+    None for any other array. Unlike ``pa.array``, it never imports pandas (see
+    ``number_view``)."""
+    if values.ndim != 1 or not values.dtype.isnative:
+        return None
+    if values.dtype == np.bool_:
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    typ = _ARROW_NUMBER_TYPES.get(values.dtype)
+    if typ is None:
+        return None
+    values = np.ascontiguousarray(values)  # Arrow's buffers are contiguous (pa.array copies too)
+    return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+
+
+_ARROW_NUMBER_TYPES = {dtype: typ for typ, dtype in _NUMPY_NUMBER_DTYPES.items()}
+
+
+def python_scalar(value: Any) -> pa.Scalar:
+    """``pa.scalar(value)``, made from numpy for a Python bool, int or float so that no
+    pandas import is started (see ``number_view``); the same type either way."""
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+        try:
+            values = np.array([value])
+        except OverflowError:  # an int beyond int64: Arrow chooses
+            values = None
+        if values is not None and values.dtype.kind in "bif":
+            array = number_array(values)
+            if array is not None:
+                return array[0]
+    return pa.scalar(value)
+
+
+def tensor_column(values: np.ndarray) -> pa.Array:
+    """An n-d (n > 1) numpy array as a fixed-shape tensor column, one row per first-axis
+    entry (zero-copy for numbers, and without the pandas import ``from_numpy_ndarray``
+    starts)."""
+    values = np.ascontiguousarray(values)
+    flat = number_array(values.reshape(-1))
+    if flat is None or values.dtype == np.bool_:
+        return pa.FixedShapeTensorArray.from_numpy_ndarray(values)
+    shape = values.shape[1:]
+    storage = pa.FixedSizeListArray.from_arrays(flat, int(np.prod(shape)))
+    return pa.ExtensionArray.from_storage(pa.fixed_shape_tensor(flat.type, shape), storage)
+
+
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Convert one column to numpy, zero-copy (and read-only, as Arrow's own zero-copy
     views are) for single-chunk numbers without nulls."""
@@ -135,11 +182,12 @@ def numpy_to_column(values: Any, name: str = "") -> pa.Array:
         raise UDFOutputError(f"column {name!r} is a single {type(values.item()).__name__}, "
                              "not an array or list of values")
     if values.ndim > 1:
-        if not values.flags.c_contiguous:
-            values = np.ascontiguousarray(values)
-        return pa.FixedShapeTensorArray.from_numpy_ndarray(values)
+        return tensor_column(values)
     if values.dtype == object and len(values) and all(isinstance(v, np.ndarray) for v in values):
         return _ndarrays_to_column(list(values), name)
+    numbers = number_array(values)
+    if numbers is not None:
+        return numbers
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:

@@ -25,8 +25,18 @@ logger = logging.getLogger(__name__)
 # later without them on the 2-core machine).
 _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate",
                    "engine.io.parquet_scan", "engine.physical.exchange.plans",
-                   "engine.physical.operators.broadcast_join", "pyarrow.parquet",
-                   "pyarrow.dataset")
+                   "engine.physical.operators.broadcast_join", "pyarrow.parquet")
+# Preloaded too when the driver has imported pandas (its pipeline likely formats batches as
+# DataFrames): pandas costs the zygote ~0.2 s, half its start, which a pipeline that never
+# needs it (parquet to torch, numpy batches) should not wait for. Workers of a zygote without
+# it import it themselves at the first task that needs it.
+_PANDAS_PRELOAD = ("pandas", "pyarrow.dataset")
+
+
+def _worker_preload() -> tuple[str, ...]:
+    import sys
+
+    return _WORKER_PRELOAD + (_PANDAS_PRELOAD if "pandas" in sys.modules else ())
 
 _lock = threading.RLock()
 _cluster: Runtime | None = None
@@ -41,7 +51,7 @@ def prestart() -> None:
         if _cluster is None and _zygote is None:
             from engine.runtime.zygote import Zygote
 
-            _zygote = Zygote(preload=_WORKER_PRELOAD)
+            _zygote = Zygote(preload=_worker_preload())
 
 
 def init(num_cpus: int | None = None, num_gpus: int | None = None,
@@ -136,7 +146,7 @@ def _start(num_cpus: int | None, num_gpus: int | None, address: str | None,
         if zygote is None:
             from engine.runtime.zygote import Zygote
 
-            zygote = Zygote(preload=_WORKER_PRELOAD)
+            zygote = Zygote(preload=_worker_preload())
         _cluster = LocalCluster(num_cpus=num_cpus, num_gpus=num_gpus,
                                 memory_budget=object_store_memory or ctx.memory_budget,
                                 inline_max_bytes=ctx.inline_block_max_bytes, zygote=zygote,
@@ -161,7 +171,7 @@ def _connect_ray(address: str, num_cpus: int | None, num_gpus: int | None,
     ship = os.environ.get("ENGINE_SHIP_PACKAGE", "1") != "0"
     cluster: Runtime = RayCluster(address, runtime_env=runtime_env, ship_engine=ship,
                                   default_credits=DataContext.get_current().task_output_credits,
-                                  preload=_WORKER_PRELOAD)
+                                  preload=_worker_preload())
     return cluster
 
 

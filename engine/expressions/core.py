@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.block import python_scalar
 from engine.datatype import DataType
 
 if TYPE_CHECKING:
@@ -416,7 +417,7 @@ def cast_target(target_type: Any) -> pa.DataType:
 def _scalar(value: Any) -> pa.Scalar:
     if isinstance(value, pa.Scalar):
         return value
-    return pa.scalar(list(value) if isinstance(value, tuple) else value)
+    return python_scalar(list(value) if isinstance(value, tuple) else value)
 
 
 

@@ -24,7 +24,7 @@ def _generate(start: int, stop: int, shape: tuple[int, ...] | None,
         hi = min(stop, lo + rows_per_block)
         ids = np.arange(lo, hi, dtype=np.int64)
         if shape is None:
-            yield pa.table({"id": ids})
+            yield pa.Table.from_arrays([numpy_to_column(ids)], names=["id"])
         else:
             data = np.broadcast_to(ids.reshape((-1,) + (1,) * len(shape)), (hi - lo, *shape))
             yield pa.Table.from_arrays([numpy_to_column(np.ascontiguousarray(data))],

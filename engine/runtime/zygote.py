@@ -39,7 +39,6 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
     import importlib
 
     import numpy  # noqa: F401  (warm imports inherited by every worker)
-    import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
     import pyarrow
     import pyarrow.ipc  # noqa: F401
 

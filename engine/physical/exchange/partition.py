@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.block import number_array
+
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _COMPARE_BOUNDS = 48  # range ids by comparisons up to this many boundaries
 
@@ -223,4 +225,7 @@ def take_rows(table: pa.Table, indices: np.ndarray | pa.Array) -> pa.Table:
     costs more than joining the chunks first."""
     if any(c.num_chunks > 1 for c in table.columns):
         table = table.combine_chunks()
+    if isinstance(indices, np.ndarray):
+        converted = number_array(indices)
+        indices = indices if converted is None else converted
     return pc.take(table, indices, boundscheck=False)  # type: ignore[no-any-return]

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import concat_tables, split_by_size
+from engine.block import concat_tables, number_array, split_by_size
 from engine.physical.exchange.partition import (
     hash_partition_ids,
     random_partition_ids,
@@ -164,7 +164,7 @@ def top_k(table: pa.Table, sort_keys: SortKeys, k: int) -> pa.Table:
     tied_rows = np.flatnonzero(np.asarray(tied.to_numpy(zero_copy_only=False)))[:need]
     better_rows = np.flatnonzero(np.asarray(better.to_numpy(zero_copy_only=False)))
     rows = np.sort(np.concatenate([better_rows, tied_rows]))
-    return sort_table(table.take(pa.array(rows)), sort_keys)
+    return sort_table(table.take(number_array(rows)), sort_keys)
 
 
 # ---------------------------------------------------------------- reduce side
