@@ -8,6 +8,7 @@ executor. Names, arguments and defaults follow ``ray.data.Dataset``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import warnings
@@ -515,6 +516,28 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
 
     def _ordered_block_refs(self) -> Iterator[Any]:
         return (r for r in self._executor(preserve_order=True).iter_output() if is_block(r))
+
+    def _permuted_block_refs(self, entropy: Any, ordered: bool) -> Iterator[Any] | None:
+        # The workers permute each block as they make it (fused into the read or the last
+        # map, or a pass over kept blocks): the consumer's shuffle then only draws from
+        # permuted runs. Not after an actor pool, a GPU map or an all-to-all step: a task
+        # stage of its own there would compete for their slots; the consumer permutes.
+        from engine.consumption.local_shuffle import permute_block
+
+        last = self._plan.dag
+        fusable = isinstance(last, (lo.Read, lo.InputData)) or (
+            isinstance(last, (lo.UdfMap, lo.Project, lo.PruneColumns, lo.FusedMap))
+            and not last.compute.is_actors and not last.num_gpus)
+        if not fusable:
+            return None
+
+        step = functools.partial(permute_block, entropy=entropy)
+        step.__name__ = "local_shuffle"  # type: ignore[attr-defined]
+        permuting = self.map_batches(step, batch_format="pyarrow", batch_size=None,
+                                     zero_copy_batch=True)
+        refs = permuting._ordered_block_refs() if ordered else permuting._block_refs()
+        self._keep_stats_of(permuting)
+        return refs
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows, as dicts."""

@@ -15,8 +15,8 @@ are zero-copy where they can be and always safe to modify in place.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,95 +25,27 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.block import concat_tables, rebatch, table_to_batch, validate_batch_format
+from engine.block import rebatch, table_to_batch, validate_batch_format
 from engine.consumption.iter_stats import IterStats
+from engine.consumption.local_shuffle import shuffled_batches
 
 _END = object()
-
-# The local shuffle, in Ray Data's proportions: a refill permutes at least
-# 1.5 x buffer_size + batch_size rows and hands out batches while at least half a buffer is
-# left, so the rest is carried into the next refill and mixed with the new rows.
-_CARRY_FRACTION = 0.5
-_REFILL_FRACTION = 1.5
 
 Collate = Callable[[Any, bool], Any]  # (batch, owned) -> what the consumer gets
 
 
-def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: int,
-                     rng: np.random.Generator) -> Iterator[pa.Table]:
-    """Yield batches drawn at random from a buffer of at least ``buffer_size`` rows.
-
-    One permutation and one ``take`` per refill: the buffer (the rows carried over and the
-    new blocks, concatenated without a copy) is gathered once in a random order, and
-    batches are zero-copy slices of the result. Rows left when the buffer falls to half
-    its size are carried into the next refill.
-    """
-    min_rows = max(buffer_size, batch_size)
-    carry = max(1, int(min_rows * _CARRY_FRACTION))
-    refill_at = int(min_rows * _REFILL_FRACTION) + batch_size
-    pending: list[pa.Table] = []
-    pending_rows = 0
-    shuffled: pa.Table | None = None
-    head = 0  # rows of ``shuffled`` handed out
-
-    def refill(limit: int | None = None) -> pa.Table:
-        """Gather the carried rows and (up to ``limit`` rows in all of) the pending blocks
-        in a random order."""
-        nonlocal pending, pending_rows, head
-        parts = []
-        if shuffled is not None and head < shuffled.num_rows:
-            parts.append(shuffled.slice(head))
-        rows = sum(p.num_rows for p in parts)
-        rest: list[pa.Table] = []
-        for block in pending:
-            room = block.num_rows if limit is None else max(0, limit - rows)
-            if room >= block.num_rows:
-                parts.append(block)
-            else:
-                if room:
-                    parts.append(block.slice(0, room))
-                rest.append(block.slice(room))
-            rows += min(room, block.num_rows)
-        merged = concat_tables(parts)
-        pending, pending_rows, head = rest, sum(p.num_rows for p in rest), 0
-        return merged.take(_indices(rng.permutation(merged.num_rows)))
-
-    for table in tables:
-        if not table.num_rows:
-            continue
-        pending.append(table)
-        pending_rows += table.num_rows
-        left = shuffled.num_rows - head if shuffled is not None else 0
-        while left - batch_size < carry and left + pending_rows >= refill_at:
-            # The first refill gathers only what it needs: the first batch comes sooner
-            # when blocks are much larger than the buffer.
-            shuffled = refill(refill_at if shuffled is None else None)
-            while shuffled.num_rows - head - batch_size >= carry:
-                yield shuffled.slice(head, batch_size)
-                head += batch_size
-            left = shuffled.num_rows - head
-    if pending:
-        shuffled = refill()
-    while shuffled is not None and head < shuffled.num_rows:
-        yield shuffled.slice(head, batch_size)
-        head += batch_size
-
-
-def _indices(values: np.ndarray) -> pa.Array:
-    """``values`` (int64) as an Arrow array without a copy, and without the pandas import
-    that converting a numpy array with ``pa.array`` starts (a cold start's quarter second)."""
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
-
-
 def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: bool,
                  local_shuffle_buffer_size: int | None,
-                 rng: np.random.Generator | None = None) -> Iterator[tuple[pa.Table, bool]]:
+                 rng: np.random.Generator | None = None, *,
+                 permuted: bool = False) -> Iterator[tuple[pa.Table, bool]]:
     """Blocks in, ``(table, owned)`` out: tables of exactly ``batch_size`` rows (the last
-    one short unless ``drop_last``)."""
+    one short unless ``drop_last``). ``permuted``: the blocks of a shuffled pass come in
+    random order already (see ``engine.consumption.local_shuffle``)."""
     owned = bool(local_shuffle_buffer_size)
     if local_shuffle_buffer_size:
         stream = shuffled_batches(blocks, batch_size or 256, local_shuffle_buffer_size,
-                                  rng if rng is not None else np.random.default_rng())
+                                  rng if rng is not None else np.random.default_rng(),
+                                  permuted=permuted)
     else:
         stream = rebatch(blocks, batch_size)
     for table in stream:
@@ -142,11 +74,12 @@ def iter_batches(refs: Iterator[Any], *, batch_size: int | None, batch_format: s
                  local_shuffle_buffer_size: int | None, local_shuffle_seed: Any,
                  collate_fn: Collate | None = None, finalize_fn: Callable[[Any], Any] |
                  None = None, stats: IterStats | None = None,
-                 epoch: int = 0) -> Iterator[Any]:
+                 epoch: int = 0, permuted: bool = False) -> Iterator[Any]:
     """Batches of the blocks behind ``refs`` (an iterator that owns the execution).
 
     ``local_shuffle_seed`` is an int, a ``RandomSeedConfig`` or ``None``; ``epoch`` is the
-    number of this pass, for a config that reseeds after each execution. ``collate_fn``
+    number of this pass, for a config that reseeds after each execution; ``permuted``: the
+    blocks of a shuffled pass are each in random order already. ``collate_fn``
     gets each formatted batch and whether its memory is owned; ``finalize_fn`` its result
     (the host to device transfer). Timings go to ``stats``.
     """
@@ -166,19 +99,22 @@ def iter_batches(refs: Iterator[Any], *, batch_size: int | None, batch_format: s
         rng = np.random.default_rng(rng_entropy(local_shuffle_seed, epoch))
     return _batches(refs, fmt, batch_size, prefetch_batches, drop_last,
                     local_shuffle_buffer_size, rng, collate_fn, finalize_fn,
-                    stats if stats is not None else IterStats())
+                    stats if stats is not None else IterStats(), permuted)
 
 
 def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_batches: int,
              drop_last: bool, local_shuffle_buffer_size: int | None,
              rng: np.random.Generator | None, collate_fn: Collate | None,
-             finalize_fn: Callable[[Any], Any] | None, stats: IterStats) -> Iterator[Any]:
+             finalize_fn: Callable[[Any], Any] | None, stats: IterStats,
+             permuted: bool = False) -> Iterator[Any]:
     """The generator behind :func:`iter_batches` (its arguments checked)."""
     source = iter(refs)
 
-    def produce() -> Iterator[Any]:
+    def produce() -> Iterator[tuple[Any, int]]:
+        """(batch, bytes of its table)"""
         blocks = _timed_blocks(source, stats)
-        batches = batch_tables(blocks, batch_size, drop_last, local_shuffle_buffer_size, rng)
+        batches = batch_tables(blocks, batch_size, drop_last, local_shuffle_buffer_size, rng,
+                               permuted=permuted)
         while True:
             started = time.perf_counter()
             before = stats.wait.total + stats.get.total
@@ -200,7 +136,7 @@ def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_bat
             if finalize_fn is not None:
                 batch = finalize_fn(batch)
                 stats.finalize.add(time.perf_counter() - collated)
-            yield batch
+            yield batch, table.nbytes
 
     def close_source() -> None:
         close = getattr(refs, "close", None)
@@ -208,7 +144,8 @@ def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_bat
             close()
 
     if prefetch_batches <= 0:
-        yield from _timed_consumer(_closing(produce(), close_source), stats)
+        batches = (batch for batch, _ in produce())
+        yield from _timed_consumer(_closing(batches, close_source), stats)
         return
     yield from _timed_consumer(_background(produce(), prefetch_batches, close_source), stats)
 
@@ -245,24 +182,39 @@ def _timed_consumer(items: Iterator[Any], stats: IterStats) -> Iterator[Any]:
             close()
 
 
-def _background(source: Iterator[Any], depth: int, close_owner: Callable[[], None]) -> \
-        Iterator[Any]:
-    """Run ``source`` on a daemon thread, ``depth`` items ahead of the consumer."""
-    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+# The background thread may run further ahead than ``prefetch_batches`` while what it holds
+# is small: handing small batches over one at a time makes the two threads wait for each
+# other (a GIL hand-off per batch), which cost a shuffled 8192-row pass a third of its time.
+_LOOKAHEAD_BYTES = 8 << 20
+_LOOKAHEAD_MAX_BATCHES = 256
+
+
+def _background(source: Iterator[tuple[Any, int]], depth: int,
+                close_owner: Callable[[], None]) -> Iterator[Any]:
+    """Run ``source`` (batches and their sizes) on a daemon thread, at least ``depth``
+    batches ahead of the consumer, or more while they hold under ``_LOOKAHEAD_BYTES``."""
+    ready: collections.deque[tuple[Any, int]] = collections.deque()
+    held = [0]  # bytes in ``ready``
+    changed = threading.Condition()
     stop = threading.Event()
+    finished = threading.Event()
     failure: list[BaseException] = []
+
+    def has_room() -> bool:
+        return len(ready) < depth or (held[0] < _LOOKAHEAD_BYTES and
+                                      len(ready) < _LOOKAHEAD_MAX_BATCHES)
 
     def run() -> None:
         try:
-            for item in source:
-                while not stop.is_set():
-                    try:
-                        out.put(item, timeout=0.1)
+            for item, size in source:
+                with changed:
+                    while not has_room() and not stop.is_set():
+                        changed.wait(0.1)
+                    if stop.is_set():
                         break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
+                    ready.append((item, size))
+                    held[0] += size
+                    changed.notify_all()
         except BaseException as exc:
             failure.append(exc)
         finally:
@@ -270,27 +222,29 @@ def _background(source: Iterator[Any], depth: int, close_owner: Callable[[], Non
                 source.close()  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 close_owner()
-            while True:
-                try:
-                    out.put(_END, timeout=0.1)
-                    break
-                except queue.Full:
-                    if stop.is_set():
-                        break
+            with changed:
+                finished.set()
+                changed.notify_all()
 
     thread = threading.Thread(target=run, name="engine-iter-batches", daemon=True)
     thread.start()
     try:
         while True:
-            item = out.get()
-            if item is _END:
-                break
+            with changed:
+                while not ready and not finished.is_set():
+                    changed.wait(0.1)
+                if not ready:
+                    break
+                item, size = ready.popleft()
+                held[0] -= size
+                changed.notify_all()
             yield item
         if failure:
             raise failure[0]
     finally:
         stop.set()
+        with changed:
+            ready.clear()
+            changed.notify_all()
         while thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                out.get(timeout=0.1)
             thread.join(timeout=0.1)

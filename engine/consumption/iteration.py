@@ -33,6 +33,13 @@ class BatchIterable:
         """The block references in a deterministic order (default: as ``_block_refs``)."""
         return self._block_refs()
 
+    def _permuted_block_refs(self, entropy: Any, ordered: bool) -> Iterator[Any] | None:
+        """For a local shuffle: the block references of an execution whose tasks permute
+        each block they make (``local_shuffle.permute_block`` with ``entropy``), in a
+        deterministic order if ``ordered``; ``None`` where this iterable cannot add that
+        step (the consumer then permutes each block itself)."""
+        return None
+
     def iter_batches(self, *, prefetch_batches: int = 1, batch_size: int | None = 256,
                      batch_format: str | None = "default", drop_last: bool = False,
                      local_shuffle_buffer_size: int | None = None,
@@ -58,6 +65,7 @@ class BatchIterable:
     def _iter(self, *, collate: Callable[[Any, bool], Any] | None,
               finalize: Callable[[Any], Any] | None = None, **kwargs: Any) -> Iterator[Any]:
         from engine.consumption.batching import iter_batches
+        from engine.random_seed import rng_entropy
 
         stats = IterStats()
         epoch = self._passes
@@ -65,12 +73,18 @@ class BatchIterable:
         self._iter_stats = stats
         # A seeded local shuffle must see the blocks in the same order every pass, or the
         # same seed would give another order.
-        seeded = kwargs.get("local_shuffle_buffer_size") and \
-            kwargs.get("local_shuffle_seed") is not None
-        refs = self._ordered_block_refs() if seeded else self._block_refs()
+        buffer = kwargs.get("local_shuffle_buffer_size")
+        seeded = bool(buffer) and kwargs.get("local_shuffle_seed") is not None
+        refs = None
+        if isinstance(buffer, int) and buffer >= 1 and kwargs.get("batch_size") is not None:
+            entropy = rng_entropy(kwargs.get("local_shuffle_seed"), epoch)
+            refs = self._permuted_block_refs(entropy, ordered=seeded)
+        permuted = refs is not None
+        if refs is None:
+            refs = self._ordered_block_refs() if seeded else self._block_refs()
         self._iter_run = self._current_run()  # the refs' execution exists by now
         return iter_batches(refs, collate_fn=collate, finalize_fn=finalize,
-                            stats=stats, epoch=epoch, **kwargs)
+                            stats=stats, epoch=epoch, permuted=permuted, **kwargs)
 
     def iter_torch_batches(self, *, prefetch_batches: int = 1,
                            batch_size: int | None = 256, dtypes: Any = None,

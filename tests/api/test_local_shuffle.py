@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import engine as ed
-from engine.consumption.batching import batch_tables, shuffled_batches
+from engine.consumption import local_shuffle
+from engine.consumption.batching import batch_tables
+from engine.consumption.local_shuffle import shuffled_batches
 from engine.random_seed import (
     RandomSeedConfig,
     get_single_integer_random_seed,
@@ -75,24 +77,75 @@ def test_two_seeds_give_different_orders_and_one_seed_the_same() -> None:
     assert ids(drain(5000, 32, 500, seed=1)) != ids(drain(5000, 32, 500, seed=2))
 
 
-def test_batches_are_slices_of_one_gather_per_refill() -> None:
-    total, batch_size, buffer = 20_000, 64, 1000
-    batches = drain(total, batch_size, buffer, seed=0)
-    gathered = {b.column("id").chunk(0).buffers()[1].address for b in batches}
-    # Each refill hands out at least a buffer's worth of rows: few gathers, many batches.
-    assert len(batches) >= total // batch_size
-    assert len(gathered) <= total // buffer + 2
-    assert all(b.column("id").num_chunks == 1 for b in batches)
+def test_each_batch_is_one_gather_of_its_own_rows() -> None:
+    # Runs are drawn from by slices and each batch is gathered once into memory of its own:
+    # no buffer-sized gather is ever sliced into batches.
+    batches = drain(20_000, 64, 1000, seed=0)
+    assert len(batches) == -(-20_000 // 64)
+    for batch in batches:
+        column = batch.column("id")
+        assert column.num_chunks == 1
+        assert column.chunk(0).buffers()[1].size == batch.num_rows * 8
 
 
-def test_the_first_refill_of_a_huge_block_gathers_only_what_it_needs() -> None:
-    # A 100k-row block and a 1000-row buffer: the first batch is drawn from the first
-    # 1.5 x 1000 + 100 rows, not from a permutation of the whole block.
+def test_pre_permuted_blocks_are_not_permuted_again(monkeypatch) -> None:
+    # Blocks in random order already (the workers' permute_block) are only drawn from;
+    # others are each permuted once as they arrive.
+    permute = local_shuffle.permute_rows
+    permuted_rows: list[int] = []
+
+    def counting(table, rng):
+        permuted_rows.append(table.num_rows)
+        return permute(table, rng)
+
+    monkeypatch.setattr(local_shuffle, "permute_rows", counting)
+    out = list(shuffled_batches(iter(blocks(1000)), 64, 200, np.random.default_rng(0),
+                                permuted=True))
+    assert permuted_rows == [] and sorted(ids(out)) == list(range(1000))
+    list(shuffled_batches(iter(blocks(1000)), 64, 200, np.random.default_rng(0)))
+    assert permuted_rows == [BLOCK_ROWS] * 10
+
+
+def test_a_huge_block_is_drawn_from_as_a_whole() -> None:
+    # A 100k-row block and a 1000-row buffer: the block is one permuted run, so even the
+    # first batch holds rows from all over it.
     batches = drain(100_000, 100, 1000, seed=4, rows=100_000)
-    first = batches[0].column("id").to_pylist()
-    assert max(first) < 1600 and len(set(np.array(first) // 100)) >= 4
+    first = np.array(batches[0].column("id").to_pylist())
+    assert first.max() - first.min() > 50_000
     assert sorted(ids(batches)) == list(range(100_000))
     assert batches[-1].num_rows == 100
+
+
+def test_permute_block_follows_its_entropy_and_the_blocks_contents() -> None:
+    block = pa.table({"id": np.arange(1000), "x": np.arange(1000) * 0.5})
+    first = local_shuffle.permute_block(block, 7).column("id").to_pylist()
+    assert first == local_shuffle.permute_block(block, 7).column("id").to_pylist()
+    assert first != local_shuffle.permute_block(block, 8).column("id").to_pylist()
+    assert first != local_shuffle.permute_block(block, [7, 1]).column("id").to_pylist()
+    other = pa.table({"id": np.arange(1000, 2000), "x": np.arange(1000) * 0.5})
+    assert [i - 1000 for i in local_shuffle.permute_block(other, 7).column("id").to_pylist()] \
+        != first
+    assert sorted(first) == list(range(1000))
+    unseeded = {tuple(local_shuffle.permute_block(block).column("id").to_pylist()[:20])
+                for _ in range(3)}
+    assert len(unseeded) == 3
+
+
+def test_many_short_runs_are_merged_and_still_mix() -> None:
+    # 10-row blocks, a 2000-row buffer: hundreds of runs would be buffered; they are merged
+    # into few, and batches still mix many blocks.
+    batches = drain(20_000, 64, 2000, seed=9, rows=10)
+    assert sorted(ids(batches)) == list(range(20_000))
+    for batch in batches[:-1]:
+        assert len(set(np.array(batch.column("id").to_pylist()) // 10)) >= 20
+
+
+def test_a_datasets_shuffled_pass_permutes_blocks_in_its_tasks() -> None:
+    ds = ed.range(2000, override_num_blocks=20)
+    out = [int(i) for b in ds.iter_batches(batch_size=64, local_shuffle_buffer_size=300)
+           for i in b["id"]]
+    assert sorted(out) == list(range(2000)) and out != list(range(2000))
+    assert "local_shuffle" in ds.stats()
 
 
 def test_shuffled_batches_are_owned_and_plain_ones_are_not() -> None:
@@ -216,3 +269,51 @@ def test_a_seeded_local_shuffle_repeats_whatever_order_blocks_finish_in():
               for _ in range(3)]
     assert orders[0] == orders[1] == orders[2]
     assert sorted(orders[0]) == list(range(200))
+
+
+# ---------------------------------------------------------- the iterator's background thread
+
+
+def test_small_batches_run_ahead_of_the_consumer_up_to_a_byte_bound(monkeypatch) -> None:
+    import threading
+
+    from engine.consumption import batching
+
+    monkeypatch.setattr(batching, "_LOOKAHEAD_BYTES", 4 << 20)
+    consumed = [0]
+    made: list[int] = []
+    over_bound: list[int] = []
+    ran_ahead = threading.Event()
+
+    def source():
+        for i in range(20):
+            # held: 4 batches of 1 MiB, one waiting to be put, one taken but not counted yet
+            if i - consumed[0] > 6:
+                over_bound.append(i)
+            made.append(i)
+            if len(made) >= 5:
+                ran_ahead.set()
+            yield i, 1 << 20
+
+    batches = batching._background(source(), 1, lambda: None)
+    out = [next(batches)]
+    consumed[0] = 1
+    assert ran_ahead.wait(60), "the thread stopped at prefetch_batches=1"
+    for item in batches:
+        out.append(item)
+        consumed[0] += 1
+    assert out == list(range(20)) and over_bound == []
+
+
+class _AddOne:
+    def __call__(self, batch):
+        return {"id": batch["id"] + 1}
+
+
+def test_after_an_actor_pool_the_consumer_permutes_the_blocks() -> None:
+    # No task stage of its own after the actors (it would compete for their CPUs).
+    ds = ed.range(600, override_num_blocks=6).map_batches(_AddOne, concurrency=1)
+    out = [int(i) for b in ds.iter_batches(batch_size=32, local_shuffle_buffer_size=100)
+           for i in b["id"]]
+    assert sorted(out) == list(range(1, 601)) and out != list(range(1, 601))
+    assert "local_shuffle" not in ds.stats()

@@ -18,6 +18,7 @@ import pytest
 
 import engine as ed
 from engine import session
+from engine.consumption import batching
 from engine.errors import SplitConsumerDiedError
 from engine.splits.streaming import MAX_QUEUED_BLOCKS, SplitCoordinator
 
@@ -38,6 +39,9 @@ def padded(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def test_a_slow_consumer_holds_the_fast_one_back_within_a_bounded_buffer(monkeypatch) -> None:
+    # The iterator itself runs ahead by up to _LOOKAHEAD_BYTES of batches; without that,
+    # what holds a consumer back is the coordinator's bound alone.
+    monkeypatch.setattr(batching, "_LOOKAHEAD_BYTES", 0)
     its = ed.range(4000, override_num_blocks=40).map_batches(padded).streaming_split(
         2, equal=True)
     coordinator: SplitCoordinator = its[0]._coordinator

@@ -1,0 +1,126 @@
+"""The local shuffle buffer of ``iter_batches``: batches drawn at random from buffered rows.
+
+Every block is permuted once as a whole (by the workers, fused into the tasks that make it,
+when the dataset's own execution feeds the iterator; otherwise here, as it arrives). The
+buffer is then a list of such permuted runs, and drawing a batch needs no gather of the
+buffer: the number of rows a batch takes from each run is drawn from the multivariate
+hypergeometric distribution (what a uniform draw without replacement from the whole buffer
+would take from it), and because each run is in random order its next rows are a uniform
+sample of what it has left. So every batch is a uniform random sample of a buffer of at least
+``buffer_size`` rows beyond the batch (the rows left after each draw stay buffered, mixed
+with the next blocks), at the cost of one gather per batch instead of one per row buffered.
+Rows within a batch are placed by a random permutation (one per pass), so no part of a batch
+comes from one block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from engine.block import concat_tables
+
+# Runs left shorter than this are merged (and permuted together) once there are more than
+# _MAX_RUNS: drawing costs a slice per run, and proportional draws leave many short tails.
+_MAX_RUNS = 32
+
+
+def arrow_indices(values: np.ndarray) -> pa.Array:
+    """``values`` (int64) as an Arrow array without a copy, and without the pandas import
+    that converting a numpy array with ``pa.array`` starts (a cold start's quarter second)."""
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def permute_rows(table: pa.Table, rng: np.random.Generator) -> pa.Table:
+    """``table``'s rows in a uniformly random order (one gather into fresh memory)."""
+    if table.num_rows <= 1:
+        return table
+    if any(column.num_chunks > 1 for column in table.columns):
+        table = table.combine_chunks()  # a take over many chunks costs more than joining them
+    return table.take(arrow_indices(rng.permutation(table.num_rows)))
+
+
+def _fingerprint(table: pa.Table) -> int:
+    """A number that is the same for blocks of the same contents (what a seeded pass uses
+    to permute a block the same way whichever task made it and whenever it finished)."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(table.num_rows.to_bytes(8, "little"))
+    for column in table.columns:
+        for chunk in column.chunks[:1] + column.chunks[-1:]:
+            for buf in chunk.buffers():
+                if buf is not None and buf.size:
+                    digest.update(memoryview(buf)[:32])
+                    digest.update(memoryview(buf)[-32:])
+    return int.from_bytes(digest.digest(), "little")
+
+
+def permute_block(table: pa.Table, entropy: Any = None) -> pa.Table:
+    """The map step a local shuffle adds to the tasks that make its blocks: the block in a
+    random order; with ``entropy`` (a seeded pass) the order depends only on it and on the
+    block's contents."""
+    seed = None if entropy is None else [*np.atleast_1d(entropy).tolist(), _fingerprint(table)]
+    return permute_rows(table, np.random.default_rng(seed))
+
+
+def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: int,
+                     rng: np.random.Generator, *, permuted: bool = False) -> \
+        Iterator[pa.Table]:
+    """Yield ``batch_size``-row batches (the last one may be short) drawn at random from a
+    buffer that keeps at least ``buffer_size`` rows beyond each batch until the input ends.
+
+    ``permuted``: each table arrives in random order already (``permute_block`` ran on it);
+    otherwise each is permuted here first. Every batch is one contiguous table of its own.
+    """
+    keep = max(buffer_size, 1)
+    runs: list[list[Any]] = []  # [permuted table, rows of it drawn]
+    buffered = 0
+    placement = rng.permutation(batch_size)
+    for table in tables:
+        if not table.num_rows:
+            continue
+        runs.append([table if permuted else permute_rows(table, rng), 0])
+        buffered += table.num_rows
+        while buffered - batch_size >= keep:
+            yield _draw(runs, batch_size, rng, placement)
+            buffered -= batch_size
+        if len(runs) > _MAX_RUNS:
+            _merge_short_runs(runs, batch_size, rng)
+    while buffered:
+        rows = min(batch_size, buffered)
+        yield _draw(runs, rows, rng, placement if rows == batch_size else rng.permutation(rows))
+        buffered -= rows
+
+
+def _draw(runs: list[list[Any]], rows: int, rng: np.random.Generator,
+          placement: np.ndarray) -> pa.Table:
+    """Take ``rows`` rows from ``runs`` (as a uniform draw from all their rows would) and
+    place them by ``placement``."""
+    if len(runs) == 1:
+        counts: Any = [rows]
+    else:
+        left = np.fromiter((t.num_rows - head for t, head in runs), dtype=np.int64,
+                           count=len(runs))
+        counts = rng.multivariate_hypergeometric(left, rows).tolist()
+    parts = []
+    for run, count in zip(runs, counts, strict=True):
+        if count:
+            parts.append(run[0].slice(run[1], count))
+            run[1] += count
+    runs[:] = [run for run in runs if run[1] < run[0].num_rows]
+    return concat_tables(parts).take(arrow_indices(placement))
+
+
+def _merge_short_runs(runs: list[list[Any]], batch_size: int,
+                      rng: np.random.Generator) -> None:
+    """Replace the runs with fewer than ``batch_size`` rows left by one permuted run of
+    all their rows (so drawing a batch stays a few slices)."""
+    short = [run for run in runs if run[0].num_rows - run[1] < batch_size]
+    if len(short) < 2:
+        return
+    merged = permute_rows(concat_tables([t.slice(head) for t, head in short]), rng)
+    merged_ids = {id(run) for run in short}
+    runs[:] = [run for run in runs if id(run) not in merged_ids] + [[merged, 0]]
