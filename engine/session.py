@@ -94,7 +94,10 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
 # (nor pyarrow.dataset, which imports it): a plain ingest never needs it in the driver, and
 # its quarter second of CPU competes with the zygote's start on a small machine.
 _DRIVER_WARM_IMPORTS = ("pyarrow.parquet", "pyarrow.compute", "engine.dataset",
-                        "engine.io.parquet_datasource")
+                        "engine.io.parquet_datasource", "engine.read_api",
+                        "engine.physical.planner", "engine.physical.executor",
+                        "engine.consumption.batching", "engine.consumption.torch_batches",
+                        "engine.collate_fn", "numpy.random")
 
 
 def _import_while_workers_start() -> None:

@@ -33,6 +33,7 @@ from engine.io.filesystem import FileSystemHandle
 
 logger = logging.getLogger(__name__)
 _MAX_FETCH_THREADS = 32
+_LOCAL_SERIAL_MAX = 64  # local files fetched one after another up to this many
 
 
 class Footer:
@@ -54,8 +55,10 @@ class FooterCache:
     def get(self, paths: list[str]) -> dict[str, Footer | DatasetReadError]:
         """The footer (or the error reading it) of each of ``paths``."""
         missing = [p for p in dict.fromkeys(paths) if p not in self._footers]
-        if len(missing) == 1:
-            self._footers[missing[0]] = self._fetch(missing[0])
+        if len(missing) == 1 or (self._handle.is_local and len(missing) <= _LOCAL_SERIAL_MAX):
+            # A local footer is a page-cache read (~0.1 ms): starting threads costs more.
+            for path in missing:
+                self._footers[path] = self._fetch(path)
         elif missing:
             workers = min(_MAX_FETCH_THREADS, len(missing))
             with ThreadPoolExecutor(workers, thread_name_prefix="parquet-footer") as pool:
