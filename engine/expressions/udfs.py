@@ -18,18 +18,20 @@ usable in ``with_column`` and inside larger expressions (``add_one(col("id")) * 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from engine.datatype import DataType
 from engine.expressions.core import Expr, UDFExpr, _wrap
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def udf(return_dtype: DataType) -> Callable[[Any], Any]:
@@ -121,6 +123,8 @@ class CallableClassUDF:
         if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
             # one loop per instance, so that state bound to a loop survives across batches
             if self._loop is None:
+                import asyncio  # here: only async UDFs need it
+
                 self._loop = asyncio.new_event_loop()
             return self._loop.run_until_complete(_awaited(method(*args, **kwargs)))
         return method(*args, **kwargs)
@@ -163,6 +167,8 @@ def call_udf(node: UDFExpr, args: Any, num_rows: int) -> pa.Array | pa.ChunkedAr
     fn = node.fn
     if not isinstance(fn, CallableClassUDF) and (
             inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
+        import asyncio
+
         result = asyncio.run(_awaited(fn(*args[:n], **kwargs)))
     else:
         result = fn(*args[:n], **kwargs)

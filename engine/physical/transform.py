@@ -8,11 +8,10 @@ output: small outputs are coalesced up to ``target_min_block_size`` and large on
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +34,9 @@ from engine.physical.async_udf import (
     is_async_udf,
     ordered_async_map,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Step:
@@ -97,6 +99,8 @@ class _UdfMixin:
 
     def event_loop(self) -> asyncio.AbstractEventLoop:
         """The loop async UDF calls run on (one per step, made on the worker)."""
+        import asyncio  # here: only async UDFs need it (15 ms of every worker's start)
+
         loop = self.__dict__.get("_loop")
         if loop is None or loop.is_closed():
             loop = self.__dict__["_loop"] = asyncio.new_event_loop()
