@@ -317,3 +317,22 @@ def test_after_an_actor_pool_the_consumer_permutes_the_blocks() -> None:
            for i in b["id"]]
     assert sorted(out) == list(range(1, 601)) and out != list(range(1, 601))
     assert "local_shuffle" not in ds.stats()
+
+
+def test_each_batch_is_drawn_while_at_least_a_buffer_of_rows_stays_behind() -> None:
+    pulled = [0]
+    at_yield: list[int] = []
+
+    def source():
+        for block in blocks(5000):
+            pulled[0] += block.num_rows
+            yield block
+
+    handed = 0
+    for batch in shuffled_batches(source(), 64, 1000, np.random.default_rng(0)):
+        handed += batch.num_rows
+        at_yield.append(pulled[0] - handed)  # rows buffered beyond the batches handed out
+    # Until the input ends (the first (5000 - 1000) // 64 batches) every batch left at
+    # least 1000 rows behind it.
+    assert min(at_yield[: (5000 - 1000) // 64]) >= 1000
+    assert handed == 5000
