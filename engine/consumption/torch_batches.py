@@ -79,6 +79,10 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array, owned: bool) -> tuple[np
             if flat is not None:
                 return flat.reshape((len(column), *typ.shape)), True
         return column.to_numpy_ndarray(), False
+    if owned:  # this batch's own memory: no need to look for a private mapping
+        view = number_view(column)
+        if view is not None and view.flags.writeable:
+            return view, True
     view, private = _primitive_view(column)
     if view is not None:
         return view, private or (owned and bool(view.flags.writeable))
