@@ -39,7 +39,7 @@ def run(workload: str, engine: str, scale: float) -> int:
             data = setup(None, scale)
             emit("READY")
             started = time.perf_counter()
-            api, note = engines.start(engine, workload)
+            api, note = engines.start(engine, workload, ready=False)
             result = timed(api, scale, data, started=started)  # type: ignore[call-arg]
         else:
             api, note = engines.start(engine, workload)

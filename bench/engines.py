@@ -53,13 +53,18 @@ def ray_init_kwargs(workload: str) -> dict[str, Any]:
     return {}
 
 
-def start(engine: str, workload: str) -> tuple[ModuleType, str]:
-    """Import and initialize ``engine``; return its API module and a note on deviations."""
+def start(engine: str, workload: str, ready: bool = True) -> tuple[ModuleType, str]:
+    """Import and initialize ``engine``; return its API module and a note on deviations.
+
+    ``ready``: return once the engine has started completely (this engine's ``init``
+    returns while its worker processes are still starting; a warm timing excludes that)."""
     if engine == "engine":
         import engine as ed
 
         data_context(ed).get_current().enable_progress_bars = False
-        ed.init()
+        cluster = ed.init()
+        if ready:
+            cluster.wait_ready()
         importlib.import_module("engine.expressions")
         return ed, ""
     if engine == "engine-ray":
@@ -70,7 +75,9 @@ def start(engine: str, workload: str) -> tuple[ModuleType, str]:
         data_context(ed).get_current().enable_progress_bars = False
         kwargs = ray_init_kwargs(workload)
         ray.init(**kwargs)  # the same local Ray instance Ray Data gets
-        ed.init(address="auto")
+        cluster = ed.init(address="auto")
+        if ready:
+            cluster.wait_ready()
         importlib.import_module("engine.expressions")
         return ed, ""
     if engine == "ray":

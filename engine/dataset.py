@@ -533,6 +533,7 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
 
         step = functools.partial(permute_block, entropy=entropy)
         step.__name__ = "local_shuffle"  # type: ignore[attr-defined]
+        step.engine_internal = True  # type: ignore[attr-defined]  # no user code in it
         permuting = self.map_batches(step, batch_format="pyarrow", batch_size=None,
                                      zero_copy_batch=True)
         refs = permuting._ordered_block_refs() if ordered else permuting._block_refs()

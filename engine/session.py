@@ -75,17 +75,16 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
             the ``engine`` package is added to its ``py_modules`` unless
             ``ENGINE_SHIP_PACKAGE=0`` (workers then import the one installed there).
 
-    Like ``ray.init()``, it returns once the workers are up, so what runs next does not
-    wait for them (a consuming call that starts the cluster implicitly does not block).
+    Like ``ray.init()``, it returns once the cluster is started while its worker processes
+    may still be coming up (``init().wait_ready()`` waits for them): tasks submitted
+    meanwhile wait for them, except the engine's own reads of built-in formats, which a
+    thread of this process runs until then (``engine.runtime.driver_lane``).
     """
     if resolve_address(address) is None:
         prestart()  # the zygote imports while the driver does (not after: 2 serial waits)
     _import_while_workers_start()
-    cluster = _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory,
-                     runtime_env)
-    if not cluster.wait_ready():
-        logger.warning("engine.init: not every worker started within 30 s; going on")
-    return cluster
+    return _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory,
+                  runtime_env)
 
 
 # What the driver imports for a first read (a parquet scan): imported while init() waits for

@@ -106,6 +106,6 @@ def module_cluster(request):
     ``pytestmark = pytest.mark.usefixtures("module_cluster")``."""
     kwargs = getattr(request.module, "CLUSTER_INIT", {"num_cpus": 2})
     engine.shutdown()
-    engine.init(**kwargs)
+    engine.init(**kwargs).wait_ready()  # tests that pick workers to kill see them all
     yield
     engine.shutdown()

@@ -239,8 +239,23 @@ def _plan_map(op: lo.AbstractMap, inputs: list[PhysicalOperator],
     concurrency = compute.max_size
     if by_memory is not None:
         concurrency = by_memory if concurrency is None else min(concurrency, by_memory)
-    return pc.add(TaskPoolMapOperator(op.name, inputs[0], transformer,
-                                      concurrency=concurrency, **common))
+    stage = TaskPoolMapOperator(op.name, inputs[0], transformer, concurrency=concurrency,
+                                **common)
+    stage.local_ok = _holds_no_user_code(op)
+    return pc.add(stage)
+
+
+def _holds_no_user_code(op: lo.LogicalOperator) -> bool:
+    """Whether a stage runs only the engine's own code: a read of a built-in datasource,
+    column pruning, the local shuffle's permutation (its tasks may run in the driver while
+    the workers start)."""
+    if isinstance(op, lo.FusedMap):
+        return all(_holds_no_user_code(o) for o in op.ops)
+    if isinstance(op, lo.Read):
+        return type(op.datasource).__module__.startswith("engine.io.")
+    if isinstance(op, lo.MapBatches):
+        return bool(getattr(op.fn, "engine_internal", False))
+    return isinstance(op, lo.PruneColumns)
 
 
 # Steps whose work per block is a few Arrow kernels: a task's fixed cost (messages, a

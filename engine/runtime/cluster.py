@@ -103,6 +103,7 @@ class _Task:
     worker: str | None = None
     cancelled: bool = False
     rebuilds: int = 0  # times it waited for a lost input block to be rebuilt
+    local_ok: bool = False  # holds no user code: the driver lane may run it
 
     @property
     def waiting_for_credit(self) -> bool:
@@ -121,6 +122,7 @@ class _Worker:
     tasks: list[int] = field(default_factory=list)
     retiring: bool = False  # an extra worker sent home: do not replace it
     authenticated: bool = False  # it sent the session's secret; until then, read nothing
+    in_driver: bool = False  # the driver lane (a thread of this process, not a worker)
 
 
 @dataclass
@@ -162,12 +164,19 @@ class LocalCluster:
             their outputs to be taken (default: four per CPU); a cap, so a driver running
             many stalled pipelines cannot fork without bound.
         spill_root: Where the session's private spill directory is made (default: TMPDIR).
+        driver_lane: Run tasks that hold no user code (``submit(local_ok=True)``) on a
+            thread of this process until every worker process is ready (see
+            ``engine.runtime.driver_lane``).
+
+    The worker processes start in the background: construction returns at once, and
+    :meth:`wait_ready` waits for them.
     """
 
     def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None,
                  memory_budget: int = 8 << 30, inline_max_bytes: int = 64 * 1024,
                  zygote: Zygote | None = None, default_credits: int = 2,
-                 max_extra_workers: int | None = None, spill_root: str | None = None) -> None:
+                 max_extra_workers: int | None = None, spill_root: str | None = None,
+                 driver_lane: bool = True) -> None:
         self.num_cpus = int(num_cpus or os.cpu_count() or 1)
         self.max_extra_workers = 4 * self.num_cpus if max_extra_workers is None else \
             max_extra_workers
@@ -224,22 +233,37 @@ class LocalCluster:
         self.shutdown_kills = 0  # workers that ignored SHUTDOWN (busy) and were SIGKILLed
         self.messages_rejected = 0  # from unknown or unauthenticated peers, dropped unread
         self._background = Background("engine-runtime-background", self._on_background_error)
-        for _ in range(self.num_cpus):  # here, before the IO thread runs: forked at once
-            self._start_worker(None, {}, now=True)
+        for _ in range(self.num_cpus):  # forked on the background thread: the zygote may
+            self._start_worker(None, {})  # still be importing
+        self._lane: threading.Thread | None = None
+        self._pipe_lock = threading.Lock()  # the lane's exit vs. shutdown closing the pipe
+        self._pipe_closed = False
+        lane_id = f"w{next(self._worker_ids)}" if driver_lane else None
+        self._lane_id = lane_id  # None once it is sent home
+        if lane_id is not None:
+            self._workers[lane_id] = _Worker(lane_id, os.getpid(), -1, in_driver=True)
         self._thread = threading.Thread(target=self._loop, name="engine-runtime", daemon=True)
         self._thread.start()
+        if lane_id is not None:
+            from engine.runtime.driver_lane import start_driver_lane
+
+            self._lane_stop_r, self._lane_stop_w = os.pipe()
+            self._lane = start_driver_lane(
+                lane_id, self.address, self.store.dir, self.store.spill_dir,
+                self.inline_max_bytes, self._secret, self.store.budget_bytes,
+                self._lane_stop_r, on_exit=lambda: self._lane_exited(lane_id))
 
     # ================================================================== public contract
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), *, name: str = "",
                max_retries: int = 3, credits: int | None = None,
-               notify: Callable[[], None] | None = None) -> TaskHandle:
+               notify: Callable[[], None] | None = None, local_ok: bool = False) -> TaskHandle:
         """Run ``fn(*args)`` on a task worker; its outputs stream into the returned handle.
 
         ``BlockRef`` arguments (or lists of them) arrive as zero-copy tables. Retries
         (``max_retries``) cover system failures only: a worker that died mid-task.
         """
         return self._submit(fn, args, name=name, max_retries=max_retries, credits=credits,
-                            notify=notify, actor_id=None)
+                            notify=notify, actor_id=None, local_ok=local_ok)
 
     def create_actor(self, cls: type, args: tuple[Any, ...] = (),
                      kwargs: dict[str, Any] | None = None, *, num_cpus: float = 1,
@@ -353,14 +377,15 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         while True:
             workers = list(self._workers.values())
-            if sum(1 for w in workers if w.actor_id is None and w.ready) >= self.num_cpus:
+            if sum(1 for w in workers if w.actor_id is None and w.ready and not w.in_driver) \
+                    >= self.num_cpus:
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.005)
 
     def worker_pids(self) -> list[int]:
-        return [w.pid for w in list(self._workers.values()) if w.pid > 0]
+        return [w.pid for w in list(self._workers.values()) if w.pid > 0 and not w.in_driver]
 
     def zygote_pid(self) -> int:
         """The pid of the process that forks workers (restarted if found dead)."""
@@ -384,7 +409,7 @@ class LocalCluster:
         self._thread.join(timeout=10)
         deadline = time.monotonic() + 3
         for w in list(self._workers.values()):
-            if w.pidfd < 0:  # never forked
+            if w.pidfd < 0:  # never forked, or the driver lane
                 continue
             remaining = max(0.0, deadline - time.monotonic())
             if not _wait_fd(w.pidfd, remaining):
@@ -393,12 +418,20 @@ class LocalCluster:
                     signal.pidfd_send_signal(w.pidfd, signal.SIGKILL)  # no pid-reuse risk
                 _wait_fd(w.pidfd, 2)
             os.close(w.pidfd)
+        if self._lane is not None:  # SHUTDOWN may not reach it (not connected yet): the pipe
+            os.write(self._lane_stop_w, b"x")
+            self._lane.join(timeout=10)
+            if not self._lane.is_alive():  # else it may still poll them: leave them open
+                os.close(self._lane_stop_r)
+                os.close(self._lane_stop_w)
         self._workers.clear()
         self._zygote.close()
         self._router.close(0)
         self._ctx.term()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._pipe_lock:
+            self._pipe_closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
         self.store.close()
 
     # ================================================================== internal: callers
@@ -409,6 +442,12 @@ class LocalCluster:
             return
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
+
+    def _lane_exited(self, wid: str) -> None:
+        """(The driver lane's thread, as it ends.)"""
+        with self._pipe_lock:
+            if not self._pipe_closed:
+                self._command(("lane_gone", wid))
 
     def _pickle_fn(self, fn: Callable[..., Any]) -> tuple[bytes, bytes]:
         with self._fn_lock:
@@ -425,7 +464,8 @@ class LocalCluster:
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, name: str,
                 max_retries: int, credits: int | None, notify: Callable[[], None] | None,
-                actor_id: str | None, actor: ActorHandle | None = None) -> TaskHandle:
+                actor_id: str | None, actor: ActorHandle | None = None,
+                local_ok: bool = False) -> TaskHandle:
         if self._failed is not None:
             raise self._failed
         if self._stopping:
@@ -437,7 +477,7 @@ class LocalCluster:
         handle = TaskHandle(key, name or getattr(fn, "__name__", "task"), self, notify, credits)
         handle.arg_refs = [a for a in args if isinstance(a, (BlockRef, list))]
         task = _Task(key, handle.name, digest, fn_bytes, args_bytes, handle, max_retries,
-                     credits, actor_id, actor)
+                     credits, actor_id, actor, local_ok=local_ok)
         self._command(("submit", task))
         return handle
 
@@ -608,6 +648,11 @@ class LocalCluster:
             self._on_forked(cmd[1], cmd[2])
         elif kind == "fork_failed":
             self._on_fork_failed(cmd[1])
+        elif kind == "lane_gone":
+            lane = self._workers.get(cmd[1])
+            if lane is not None:  # it failed: what it ran goes to the workers
+                lane.retiring = True
+                self._on_worker_death(cmd[1])
         elif kind == "spilled":
             self._spill_scheduled = False
             if cmd[1]:  # progress: go on; a failed pass waits for the next new block
@@ -739,6 +784,7 @@ class LocalCluster:
             if task is None:
                 continue
             self._run_on(self._idle.popleft(), task)
+        self._dispatch_to_lane()
         if self._queue and not self._idle:
             self._add_worker_for_blocked_tasks()
         for actor in self._actors.values():
@@ -752,11 +798,33 @@ class LocalCluster:
                     actor.inflight.append(key)
                     self._run_on(worker.worker_id, task)
 
+    def _dispatch_to_lane(self) -> None:
+        """Give the driver lane, while it is idle, the first queued task that holds no user
+        code; send it home once every worker process is ready."""
+        lane = self._workers.get(self._lane_id) if self._lane_id is not None else None
+        if lane is None or not lane.ready or lane.tasks or lane.retiring:
+            return
+        started = sum(1 for w in self._workers.values()
+                      if w.actor_id is None and w.ready and not w.in_driver)
+        if started >= self.num_cpus:
+            lane.retiring = True
+            self._send(lane.worker_id, p.encode_header(p.SHUTDOWN))
+            del self._workers[lane.worker_id]  # it sends nothing more: its thread just ends
+            self._lane_id = None
+            return
+        for key in self._queue:
+            task = self._tasks.get(key)
+            if task is not None and task.local_ok:
+                self._queue.remove(key)
+                self._run_on(lane.worker_id, task)
+                return
+
     def _add_worker_for_blocked_tasks(self) -> None:
         """Queued tasks wait while workers sit blocked on credits (their consumer reads
         another execution first, e.g. two datasets iterated in lockstep): start one extra
         worker per blocked one so waiting never becomes a deadlock. Extras retire idle."""
-        task_workers = [w for w in self._workers.values() if w.actor_id is None]
+        task_workers = [w for w in self._workers.values()
+                        if w.actor_id is None and not w.in_driver]
         if any(not w.ready for w in task_workers):
             return  # one is starting already
         blocked = sum(1 for w in task_workers if w.tasks and
@@ -771,7 +839,7 @@ class LocalCluster:
         if self._queue:
             return False
         task_workers = sum(1 for w in self._workers.values()
-                           if w.actor_id is None and not w.retiring)
+                           if w.actor_id is None and not w.retiring and not w.in_driver)
         if task_workers <= self.num_cpus:
             return False
         worker.retiring = True
@@ -811,6 +879,8 @@ class LocalCluster:
             self._on_system_error(worker, header)
         elif kind == p.READY:
             worker.ready = True
+            if worker.in_driver:  # takes only local_ok tasks (see _dispatch_to_lane)
+                return
             if worker.actor_id is None:
                 self._idle.append(worker.worker_id)
             else:
@@ -836,6 +906,8 @@ class LocalCluster:
         self._tasks.pop(task.key, None)
         if task.key in worker.tasks:
             worker.tasks.remove(task.key)
+        if worker.in_driver:
+            return
         if worker.actor_id is None:
             if not worker.tasks and not self._retire_if_extra(worker):
                 self._idle.append(worker.worker_id)

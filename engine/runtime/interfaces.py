@@ -191,11 +191,13 @@ class Runtime(Protocol):
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), *, name: str = "",
                max_retries: int = 3, credits: int | None = None,
-               notify: Callable[[], None] | None = None) -> TaskHandle:
+               notify: Callable[[], None] | None = None, local_ok: bool = False) -> TaskHandle:
         """Run ``fn(*args)`` as a task; its yielded outputs stream into the handle.
 
         ``max_retries`` covers system failures only (a dead worker, a lost block).
-        ``notify`` is called (on any thread) whenever the handle changes.
+        ``notify`` is called (on any thread) whenever the handle changes. ``local_ok``:
+        the task holds no user code, so a runtime may run it in the driver's process
+        while its workers start.
         """
 
     def create_actor(self, cls: type, args: tuple[Any, ...] = (),

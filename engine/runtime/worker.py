@@ -64,6 +64,10 @@ class _DriverGone(Exception):
     pass
 
 
+class _LaneStopped(_DriverGone):
+    """The driver lane was told to stop through its pipe (its cluster is shutting down)."""
+
+
 class _SystemFailure(Exception):
     """The engine's own work on this worker failed (not the UDF): reported as SYSTEM_ERROR."""
 
@@ -105,8 +109,12 @@ class Worker:
 
     def __init__(self, worker_id: str, address: str, driver_pid: int, store_dir: str,
                  spill_dir: str, inline_max: int, secret: bytes,
-                 budget_bytes: int = 1 << 62) -> None:
+                 budget_bytes: int = 1 << 62, stop_fd: int | None = None) -> None:
         self.worker_id = worker_id
+        # A thread of the driver (see engine.runtime.driver_lane): stops when ``stop_fd``
+        # polls readable.
+        self.stop_fd = stop_fd
+        self.in_driver = stop_fd is not None
         self.budget_bytes = budget_bytes
         self.store_dir = store_dir
         self.spill_dir = spill_dir
@@ -122,11 +130,14 @@ class Worker:
         self.sock.connect(address)
         # The loop below notices the driver's death only between tasks: a long UDF would
         # outlive it. This thread ends the process whatever the main thread is doing.
-        threading.Thread(target=self._watch_driver, daemon=True,
-                         name="engine-driver-watch").start()
+        if not self.in_driver:
+            threading.Thread(target=self._watch_driver, daemon=True,
+                             name="engine-driver-watch").start()
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.driver_fd, zmq.POLLIN)
+        if stop_fd is not None:
+            self.poller.register(stop_fd, zmq.POLLIN)
         self.fns: collections.OrderedDict[bytes, Any] = collections.OrderedDict()  # LRU
         self.pending: collections.deque[list[zmq.Frame]] = collections.deque()
         self.pending_keys: set[int] = set()  # tasks received but not started
@@ -140,6 +151,8 @@ class Worker:
     # -- receiving ----------------------------------------------------------------------
     def _recv(self, timeout_ms: int | None) -> list[zmq.Frame] | None:
         events = dict(self.poller.poll(timeout_ms))
+        if self.stop_fd is not None and self.stop_fd in events:
+            raise _LaneStopped()
         if self.driver_fd in events:
             raise _DriverGone()
         if self.sock in events:
@@ -209,11 +222,16 @@ class Worker:
                     return
                 else:
                     self._absorb_control(frames)
+        except _LaneStopped:
+            pass
         except _DriverGone:
             self._leave_after_driver()
         finally:
             self.sock.close(0)
             self.ctx.term()
+            if self.in_driver:  # the process goes on: give back what a process exit would
+                os.close(self.lock_fd)
+                os.close(self.driver_fd)
 
     # -- actors ---------------------------------------------------------------------------
     def _init_actor(self, frames: list[zmq.Frame]) -> None:

@@ -93,11 +93,15 @@ def make_cluster() -> Iterator[Callable[..., LocalCluster]]:
     """Start local clusters with custom arguments; every one is shut down afterwards."""
     started: list[LocalCluster] = []
 
-    def make(**kwargs: Any) -> LocalCluster:
+    def make(ready: bool = True, **kwargs: Any) -> LocalCluster:
+        """``ready``: return once every worker process is up (they start in the
+        background), so tests see all their pids."""
         kwargs.setdefault("num_cpus", 2)
         kwargs.setdefault("memory_budget", DEFAULT_BUDGET)
         cluster = LocalCluster(**kwargs)
         started.append(cluster)
+        if ready:
+            assert cluster.wait_ready(120), "the workers did not start"
         return cluster
 
     yield make

@@ -144,14 +144,17 @@ def test_driver_killed_takes_workers_and_zygote_with_it(rt, tmp_path):
                   timeout=20, what="the dead driver's store and spill directories to go")
 
 
-def test_init_returns_once_every_task_worker_is_up():
+def test_wait_ready_returns_once_every_task_worker_process_is_up():
+    # init() itself returns while they start (the driver lane covers reads meanwhile).
     import engine as ed
 
     ed.shutdown()
     try:
         cluster = ed.init(num_cpus=2)
-        workers = [w for w in cluster._workers.values() if w.actor_id is None]
+        assert cluster.wait_ready(timeout=120)
+        workers = [w for w in cluster._workers.values()
+                   if w.actor_id is None and not w.in_driver]
         assert len(workers) == 2 and all(w.ready for w in workers)
-        assert cluster.wait_ready(timeout=0)
+        assert len(cluster.worker_pids()) == 2 and os.getpid() not in cluster.worker_pids()
     finally:
         ed.shutdown()

@@ -167,7 +167,7 @@ def _double(x):
 
 def test_unauthenticated_peers_get_nothing_unpickled(make_cluster, rt, tmp_path, caplog):
     zygote = _StandInZygote()
-    cluster = make_cluster(num_cpus=2, zygote=zygote)
+    cluster = make_cluster(num_cpus=2, zygote=zygote, ready=False)  # w2 never connects
     marker = str(tmp_path / "unpickled")
     bomb = pickle.dumps(_CreatesFile(marker))
     ctx = zmq.Context()

@@ -58,6 +58,8 @@ class MapOperator(PhysicalOperator):
         concurrency: Most tasks (or actors) in flight, if the user capped it.
     """
 
+    local_ok = False  # its tasks hold no user code (see LocalCluster's driver lane)
+
     def __init__(self, name: str, input_op: PhysicalOperator, transformer: MapTransformer, *,
                  min_rows_per_bundle: int | None = None, min_blocks_per_bundle: int = 1,
                  max_bundle_bytes: int = 128 << 20, concurrency: int | None = None,
@@ -204,7 +206,8 @@ class TaskPoolMapOperator(MapOperator):
         idx = self._task_idx()
         handle = state.cluster.submit(self.transformer, (bundle, idx), name=self.name,
                                       max_retries=self.max_retries,
-                                      credits=state.task_credits, notify=state.notify)
+                                      credits=state.task_credits, notify=state.notify,
+                                      local_ok=self.local_ok)
         return _Running(handle, idx)
 
 

@@ -214,8 +214,10 @@ class RayCluster:
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), *, name: str = "",
                max_retries: int = 3, credits: int | None = None,
-               notify: Callable[[], None] | None = None) -> RayTaskHandle:
-        """Run ``fn(*args)`` as a Ray task streaming its outputs into the handle."""
+               notify: Callable[[], None] | None = None,
+               local_ok: bool = False) -> RayTaskHandle:
+        """Run ``fn(*args)`` as a Ray task streaming its outputs into the handle
+        (``local_ok`` is ignored: Ray's workers are up before any task)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self._check_running()
