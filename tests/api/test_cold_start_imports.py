@@ -108,6 +108,9 @@ ALL_TO_ALL = textwrap.dedent("""
         "outer": [[r["id"], r["x"], r["y"]] for r in
                   ds.join(right, "full_outer", 2, on=("id",)).take_all()],
         "repartition": [r["id"] for r in ds.repartition(3, shuffle=True).take_all()],
+        "sample": [r["id"] for r in ds.random_sample(0.5, seed=3).take_all()],
+        "row_filter": [r["id"] for r in ds.filter(lambda r: r["id"] % 3 == 0).take_all()],
+        "empty": ed.range(0).take_all(),
     }
 
 
@@ -123,7 +126,7 @@ ALL_TO_ALL = textwrap.dedent("""
 """)
 
 
-def test_shuffles_sorts_groupbys_and_joins_import_no_pandas_in_the_workers():
+def test_shuffles_sorts_groupbys_joins_and_samples_import_no_pandas_in_the_workers():
     # Their kernels reach numpy and Arrow through buffers, and joins and grouped
     # aggregations run Acero plans without ``pyarrow.acero`` (which imports pandas).
     done = subprocess.run([sys.executable, "-c", ALL_TO_ALL], cwd=REPO_ROOT,
@@ -136,6 +139,9 @@ def test_shuffles_sorts_groupbys_and_joins_import_no_pandas_in_the_workers():
     x = (ids * 37 % 100) / 100.0
     assert sorted(out["shuffle"]) == ids.tolist() and out["shuffle"] != ids.tolist()
     assert sorted(out["repartition"]) == ids.tolist()
+    assert 0 < len(out["sample"]) < 200 and set(out["sample"]) <= set(ids.tolist())
+    assert sorted(out["row_filter"]) == ids[ids % 3 == 0].tolist()
+    assert out["empty"] == []
     assert out["sort"] == sorted(x.tolist())
     assert out["sort2"] == sorted(([int(i % 2), float(v)] for i, v in zip(ids, x, strict=True)),
                                   key=lambda r: (r[0], -r[1]))
