@@ -102,12 +102,24 @@ def bool_values(arr: pa.Array) -> np.ndarray | None:
     return np.unpackbits(packed, bitorder="little")[skip:skip + n].view(np.bool_)
 
 
+def one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``column`` as one array: its only chunk as it is (``combine_chunks`` copies even
+    one), an empty array for no chunks (``combine_chunks`` makes that one with
+    ``pa.array``, which imports pandas: see ``number_view``), else the chunks joined."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    if not column.num_chunks:
+        return pa.nulls(0, column.type)
+    return column.combine_chunks()
+
+
 def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """``values.to_numpy(zero_copy_only=False)``: zero-copy and read-only for a single
     chunk of numbers without nulls, a copy otherwise. Numbers and bools without nulls never
     import pandas (see ``number_view``); other types take pyarrow's conversion."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    values = one_array(values)
     view = number_view(values)
     if view is not None:
         view.flags.writeable = False
@@ -183,8 +195,7 @@ def tensor_column(values: np.ndarray) -> pa.Array:
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Convert one column to numpy, zero-copy (and read-only, as Arrow's own zero-copy
     views are) for single-chunk numbers without nulls."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    column = one_array(column)
     if _is_tensor_type(column.type):
         return column.to_numpy_ndarray()  # type: ignore[no-any-return]
     if is_object_type(column.type):

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import number_array, numpy_dtype, to_numpy
+from engine.block import number_array, numpy_dtype, one_array, to_numpy
 from engine.expressions.core import (
     AliasExpr,
     BinaryExpr,
@@ -204,8 +204,7 @@ def _numpy_with_mask(value: Datum) -> tuple[np.ndarray, np.ndarray]:
         if not value.is_valid or pa.types.is_null(value.type):
             return np.asarray(0.0), np.asarray(True)
         return np.asarray(value.as_py(), dtype=numpy_dtype(value.type)), np.asarray(False)
-    if isinstance(value, pa.ChunkedArray):  # combine_chunks copies even a single chunk
-        value = value.chunk(0) if value.num_chunks == 1 else value.combine_chunks()
+    value = one_array(value)
     if pa.types.is_null(value.type):
         return np.zeros(len(value)), np.ones(len(value), dtype=bool)
     if not value.null_count:

@@ -13,6 +13,7 @@ from engine.block import (
     empty_table_like,
     number_array,
     numpy_dtype,
+    one_array,
     to_numpy,
 )
 
@@ -122,3 +123,16 @@ def test_empty_table_like_equals_the_schemas_empty_table():
     assert got.schema.equals(schema, check_metadata=True)
     assert [c.num_chunks for c in got.columns] == [c.num_chunks for c in expected.columns]
     assert empty_table_like(None).num_columns == 0
+
+
+def test_one_array_keeps_a_single_chunk_and_joins_several():
+    chunk = pa.array(np.arange(10)).slice(2, 5)
+    single = one_array(pa.chunked_array([chunk]))
+    assert single.buffers()[1].address == chunk.buffers()[1].address  # not copied
+    assert single.equals(chunk)
+    several = pa.chunked_array([chunk, pa.array([7, 8])])
+    assert one_array(several).equals(several.combine_chunks())
+    for typ in (pa.int64(), pa.string(), pa.fixed_shape_tensor(pa.float32(), (2,))):
+        none = pa.chunked_array([], type=typ)
+        assert one_array(none).equals(none.combine_chunks())
+    assert one_array(chunk) is chunk

@@ -23,7 +23,7 @@ from engine.aggregate import (
     init_states,
     output_names,
 )
-from engine.block import number_array, python_scalar, to_numpy
+from engine.block import number_array, one_array, python_scalar, to_numpy
 from engine.errors import GroupTooLargeError
 from engine.physical.exchange.acero import group_aggregate
 from engine.physical.exchange.tasks import combine, sort_table
@@ -84,7 +84,7 @@ def group_starts(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
     change = np.zeros(n, dtype=bool)
     change[0] = True
     for key in keys:
-        col = table.column(key).combine_chunks()
+        col = one_array(table.column(key))
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
         a, b = col.slice(1), col.slice(0, n - 1)

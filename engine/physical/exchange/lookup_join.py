@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import empty_table_like, number_array, python_scalar, to_numpy
+from engine.block import empty_table_like, number_array, one_array, python_scalar, to_numpy
 from engine.physical.exchange.tasks import combine, join_tables
 from engine.physical.transform import Step, TaskInfo
 
@@ -69,7 +69,7 @@ class SmallSide:
         self.how = _lookup_type(key_type)
         if self.how is None or big_schema.field(self.big_key).type != key_type:
             return
-        keys = small.column(self.small_key).combine_chunks()
+        keys = one_array(small.column(self.small_key))
         valid = keys.drop_null()
         # Null keys never match: the index holds only the rows with a key.
         self.rows = np.flatnonzero(to_numpy(keys.is_valid()))
@@ -111,7 +111,7 @@ class SmallSide:
         """For each row of ``big``, the small row its key matches, or null."""
         keys = big.column(self.big_key)
         if self.how == "int":
-            keys = keys.combine_chunks()
+            keys = one_array(keys)
             filled = pc.fill_null(keys, python_scalar(0)) if keys.null_count else keys
             values = to_numpy(filled.cast(pa.int64()))
             if self.lut is not None and len(values) and len(self.lut) and \

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import number_array, to_numpy
+from engine.block import number_array, one_array, to_numpy
 
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _COMPARE_BOUNDS = 48  # range ids by comparisons up to this many boundaries
@@ -32,7 +32,7 @@ def column_hash(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A uint64 hash per value that depends only on the value: equal values hash equal in
     every block and on both sides of a join (integers of any width, floats of any width,
     strings and binaries; nulls share one hash)."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = one_array(column)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     valid = None if arr.null_count == 0 else \
