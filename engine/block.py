@@ -165,8 +165,14 @@ _ARROW_NUMBER_TYPES = {dtype: typ for typ, dtype in _NUMPY_NUMBER_DTYPES.items()
 
 
 def python_scalar(value: Any) -> pa.Scalar:
-    """``pa.scalar(value)``, made from numpy for a Python bool, int or float so that no
-    pandas import is started (see ``number_view``); the same type either way."""
+    """``pa.scalar(value)``, made from numpy for a Python bool, int or float, or a list of
+    them, so that no pandas import is started (see ``number_view``); the same type either
+    way."""
+    if type(value) is list and value:
+        items = _number_list(value)
+        if items is not None:
+            offsets = number_array(np.array([0, len(items)], dtype=np.int32))
+            return pa.ListArray.from_arrays(offsets, items)[0]
     if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
         try:
             values = np.array([value])
@@ -177,6 +183,26 @@ def python_scalar(value: Any) -> pa.Scalar:
             if array is not None:
                 return array[0]
     return pa.scalar(value)
+
+
+def _number_list(values: list[Any]) -> pa.Array | None:
+    """The items of a list of Python bools, ints or floats as Arrow infers them (bool,
+    int64, or double when there is a float), or None where Arrow would choose otherwise or
+    refuse (other types, an int beyond int64, or beyond 2**53 beside a float)."""
+    kinds = {type(v) for v in values}
+    if kinds == {bool}:
+        dtype: type = np.bool_
+    elif kinds == {int}:
+        if not all(-(1 << 63) <= v < 1 << 63 for v in values):
+            return None
+        dtype = np.int64
+    elif kinds == {float} or kinds == {int, float}:
+        if not all(type(v) is float or -(1 << 53) <= v <= 1 << 53 for v in values):
+            return None
+        dtype = np.float64
+    else:
+        return None
+    return number_array(np.array(values, dtype=dtype))
 
 
 def tensor_column(values: np.ndarray) -> pa.Array:

@@ -216,10 +216,18 @@ def _numpy_with_mask(value: Datum) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _is_in(left: Datum, right: Datum) -> Datum:
-    values = pa.array(right.as_py() if isinstance(right, pa.Scalar) else right)
+    if isinstance(right, pa.ListScalar) and right.values is not None and \
+            _numbers_or_bools(right.values.type):
+        values = right.values  # what pa.array(right.as_py()) gives, without pandas
+    else:
+        values = pa.array(right.as_py() if isinstance(right, pa.Scalar) else right)
     if pa.types.is_null(values.type):
         values = values.cast(left.type)
     return pc.is_in(left, value_set=values)
+
+
+def _numbers_or_bools(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
 
 
 _BINARY_KERNELS: dict[Operation, Callable[[Datum, Datum], Datum]] = {

@@ -1,6 +1,6 @@
 """The pandas-free conversions of ``engine.block`` (``to_numpy``, ``bool_values``,
-``number_array`` with a mask, ``numpy_dtype``, ``empty_table_like``) give what pyarrow's own
-conversions give."""
+``number_array`` with a mask, ``numpy_dtype``, ``empty_table_like``, ``one_array``,
+``python_scalar`` of lists) give what pyarrow's own conversions give."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from engine.block import (
     number_array,
     numpy_dtype,
     one_array,
+    python_scalar,
     to_numpy,
 )
 
@@ -136,3 +137,21 @@ def test_one_array_keeps_a_single_chunk_and_joins_several():
         none = pa.chunked_array([], type=typ)
         assert one_array(none).equals(none.combine_chunks())
     assert one_array(chunk) is chunk
+
+
+@pytest.mark.parametrize("value", [
+    [1, 2, 3], [1.5, 2], [2, 0.5], [True, False], [(1 << 63) - 1, -(1 << 63)], [1 << 53, 0.5],
+    [7], [0.0], [1, True], [1 << 63], [(1 << 53) + 1, 0.5], [None, 1], ["a", "b"], [],
+    [[1], [2]], [1, "a"],
+], ids=repr)
+def test_python_scalar_of_a_list_equals_pa_scalar(value):
+    try:
+        expected = pa.scalar(value)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        with pytest.raises(type(exc)):
+            python_scalar(value)
+        return
+    got = python_scalar(value)
+    assert got.type == expected.type
+    assert got.equals(expected)
+    assert got.as_py() == expected.as_py()

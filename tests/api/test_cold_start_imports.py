@@ -111,6 +111,7 @@ ALL_TO_ALL = textwrap.dedent("""
         "sample": [r["id"] for r in ds.random_sample(0.5, seed=3).take_all()],
         "row_filter": [r["id"] for r in ds.filter(lambda r: r["id"] % 3 == 0).take_all()],
         "empty": ed.range(0).take_all(),
+        "is_in": [r["id"] for r in ds.filter(expr=col("g").is_in([1, 3])).take_all()],
     }
 
 
@@ -142,6 +143,7 @@ def test_shuffles_sorts_groupbys_joins_and_samples_import_no_pandas_in_the_worke
     assert 0 < len(out["sample"]) < 200 and set(out["sample"]) <= set(ids.tolist())
     assert sorted(out["row_filter"]) == ids[ids % 3 == 0].tolist()
     assert out["empty"] == []
+    assert sorted(out["is_in"]) == ids[np.isin(ids % 5, [1, 3])].tolist()
     assert out["sort"] == sorted(x.tolist())
     assert out["sort2"] == sorted(([int(i % 2), float(v)] for i, v in zip(ids, x, strict=True)),
                                   key=lambda r: (r[0], -r[1]))
