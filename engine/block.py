@@ -87,28 +87,92 @@ def number_view(arr: pa.Array) -> np.ndarray | None:
     return np.frombuffer(data, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
-def number_array(values: np.ndarray) -> pa.Array | None:
+def bool_values(arr: pa.Array) -> np.ndarray | None:
+    """A boolean array without nulls as a numpy bool array (a copy: Arrow packs bools in
+    bits), or None for any other array; never imports pandas (see ``number_view``)."""
+    if not pa.types.is_boolean(arr.type) or arr.null_count:
+        return None
+    n = len(arr)
+    data = arr.buffers()[1]
+    if not n or data is None:
+        return np.zeros(n, dtype=np.bool_)
+    start = arr.offset  # a slice starts mid-byte: unpack only the bytes it covers
+    packed = np.frombuffer(data, dtype=np.uint8)[start // 8:(start + n + 7) // 8]
+    skip = start % 8
+    return np.unpackbits(packed, bitorder="little")[skip:skip + n].view(np.bool_)
+
+
+def one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``column`` as one array: its only chunk as it is (``combine_chunks`` copies even
+    one), an empty array for no chunks (``combine_chunks`` makes that one with
+    ``pa.array``, which imports pandas: see ``number_view``), else the chunks joined."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    if not column.num_chunks:
+        return pa.nulls(0, column.type)
+    return column.combine_chunks()
+
+
+def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``values.to_numpy(zero_copy_only=False)``: zero-copy and read-only for a single
+    chunk of numbers without nulls, a copy otherwise. Numbers and bools without nulls never
+    import pandas (see ``number_view``); other types take pyarrow's conversion."""
+    values = one_array(values)
+    view = number_view(values)
+    if view is not None:
+        view.flags.writeable = False
+        return view
+    bools = bool_values(values)
+    if bools is not None:
+        return bools
+    return values.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def numpy_dtype(typ: pa.DataType) -> np.dtype:
+    """The numpy dtype of Arrow values of type ``typ`` (``typ.to_pandas_dtype()``, which
+    imports pandas, only for types other than numbers and bool)."""
+    dtype = _NUMPY_NUMBER_DTYPES.get(typ)
+    if dtype is not None:
+        return dtype
+    return np.dtype(np.bool_) if pa.types.is_boolean(typ) else np.dtype(typ.to_pandas_dtype())
+
+
+def number_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array | None:
     """A 1-d numpy array of numbers or bools as an Arrow array (zero-copy for numbers), or
-    None for any other array. Unlike ``pa.array``, it never imports pandas (see
-    ``number_view``)."""
+    None for any other array; ``mask`` (bools, True for null) as in ``pa.array``. Unlike
+    ``pa.array``, it never imports pandas (see ``number_view``)."""
     if values.ndim != 1 or not values.dtype.isnative:
         return None
+    validity = None
+    if mask is not None:
+        if mask.shape != values.shape:
+            raise ValueError(f"mask of shape {mask.shape} for values of shape {values.shape}")
+        validity = pa.py_buffer(np.packbits(~np.asarray(mask, dtype=np.bool_),
+                                            bitorder="little"))
     if values.dtype == np.bool_:
         bits = np.packbits(values, bitorder="little")
-        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+        return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)])
     typ = _ARROW_NUMBER_TYPES.get(values.dtype)
     if typ is None:
         return None
     values = np.ascontiguousarray(values)  # Arrow's buffers are contiguous (pa.array copies too)
-    return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+    return pa.Array.from_buffers(typ, len(values), [validity, pa.py_buffer(values)])
 
 
 _ARROW_NUMBER_TYPES = {dtype: typ for typ, dtype in _NUMPY_NUMBER_DTYPES.items()}
 
 
 def python_scalar(value: Any) -> pa.Scalar:
-    """``pa.scalar(value)``, made from numpy for a Python bool, int or float so that no
-    pandas import is started (see ``number_view``); the same type either way."""
+    """``pa.scalar(value)``, made from numpy for a Python bool, int or float, or a list of
+    them, so that no pandas import is started (see ``number_view``); the same type either
+    way."""
+    if type(value) is list and value:
+        items = _number_list(value)
+        if items is not None:
+            offsets = number_array(np.array([0, len(items)], dtype=np.int32))
+            return pa.ListArray.from_arrays(offsets, items)[0]
     if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
         try:
             values = np.array([value])
@@ -119,6 +183,26 @@ def python_scalar(value: Any) -> pa.Scalar:
             if array is not None:
                 return array[0]
     return pa.scalar(value)
+
+
+def _number_list(values: list[Any]) -> pa.Array | None:
+    """The items of a list of Python bools, ints or floats as Arrow infers them (bool,
+    int64, or double when there is a float), or None where Arrow would choose otherwise or
+    refuse (other types, an int beyond int64, or beyond 2**53 beside a float)."""
+    kinds = {type(v) for v in values}
+    if kinds == {bool}:
+        dtype: type = np.bool_
+    elif kinds == {int}:
+        if not all(-(1 << 63) <= v < 1 << 63 for v in values):
+            return None
+        dtype = np.int64
+    elif kinds == {float} or kinds == {int, float}:
+        if not all(type(v) is float or -(1 << 53) <= v <= 1 << 53 for v in values):
+            return None
+        dtype = np.float64
+    else:
+        return None
+    return number_array(np.array(values, dtype=dtype))
 
 
 def tensor_column(values: np.ndarray) -> pa.Array:
@@ -137,12 +221,7 @@ def tensor_column(values: np.ndarray) -> pa.Array:
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Convert one column to numpy, zero-copy (and read-only, as Arrow's own zero-copy
     views are) for single-chunk numbers without nulls."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    view = number_view(column)
-    if view is not None:
-        view.flags.writeable = False
-        return view
+    column = one_array(column)
     if _is_tensor_type(column.type):
         return column.to_numpy_ndarray()  # type: ignore[no-any-return]
     if is_object_type(column.type):
@@ -150,7 +229,7 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or \
             pa.types.is_fixed_size_list(column.type):
         return _list_column_to_numpy(column)
-    return column.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+    return to_numpy(column)
 
 
 def _list_column_to_numpy(column: pa.Array) -> np.ndarray:
@@ -406,7 +485,9 @@ def empty_table_like(schema: pa.Schema | None) -> pa.Table:
     """Return an empty block with ``schema`` (or no columns)."""
     if schema is None:
         return pa.table({})
-    return schema.empty_table()
+    # Not ``schema.empty_table()``: its empty arrays come from ``pa.array``, which imports
+    # pandas (see ``number_view``).
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
 def rebatch(blocks: collections.abc.Iterable[pa.Table],

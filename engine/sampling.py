@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from engine.block import number_array
+
 
 class RandomSampler:
     """Keep each row with probability ``fraction``.
@@ -35,4 +37,4 @@ class _TaskSampler:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         mask = self.rng.random(batch.num_rows) < self.fraction
-        return batch.filter(pa.array(mask))
+        return batch.filter(number_array(mask))

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.block import number_array, numpy_dtype, one_array, to_numpy
 from engine.expressions.core import (
     AliasExpr,
     BinaryExpr,
@@ -164,11 +165,13 @@ def _floor_kernel(ufunc: np.ufunc) -> Callable[[Datum, Datum], Datum]:
             if result is None:
                 result = ufunc(lvals, rvals)
         if result.ndim == 0:  # scalar op scalar
-            return pa.scalar(None if null else result.item(), pa.from_numpy_dtype(result.dtype))
+            one = pa.nulls(1, pa.from_numpy_dtype(result.dtype)) if null else \
+                _to_arrow(result.reshape(1))
+            return one[0]
         if null.ndim == 0:
             return pa.nulls(len(result), pa.from_numpy_dtype(result.dtype)) if null else \
-                pa.array(result)
-        return pa.array(result, mask=null)
+                _to_arrow(result)
+        return _to_arrow(result, null)
 
     return kernel
 
@@ -190,27 +193,41 @@ def _int_by_scalar(ufunc: np.ufunc, lvals: np.ndarray, rvals: np.ndarray) -> np.
     return rest.astype(out_type, copy=False)  # type: ignore[no-any-return]
 
 
+def _to_arrow(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """``pa.array(values, mask=mask)``, without its pandas import for numbers."""
+    array = number_array(values, mask)
+    return pa.array(values, mask=mask) if array is None else array
+
+
 def _numpy_with_mask(value: Datum) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(value, pa.Scalar):
         if not value.is_valid or pa.types.is_null(value.type):
             return np.asarray(0.0), np.asarray(True)
-        return np.asarray(value.as_py(), dtype=value.type.to_pandas_dtype()), np.asarray(False)
-    if isinstance(value, pa.ChunkedArray):
-        value = value.combine_chunks()
+        return np.asarray(value.as_py(), dtype=numpy_dtype(value.type)), np.asarray(False)
+    value = one_array(value)
     if pa.types.is_null(value.type):
         return np.zeros(len(value)), np.ones(len(value), dtype=bool)
     if not value.null_count:
-        return value.to_numpy(zero_copy_only=False), np.asarray(False)
-    null = value.is_null().to_numpy(zero_copy_only=False)
-    filled = pc.fill_null(value, pa.scalar(0, value.type))
-    return filled.to_numpy(zero_copy_only=False), null
+        return to_numpy(value), np.asarray(False)
+    null = to_numpy(value.is_null())
+    zero = np.zeros(1, dtype=numpy_dtype(value.type))
+    filled = pc.fill_null(value, _to_arrow(zero)[0])
+    return to_numpy(filled), null
 
 
 def _is_in(left: Datum, right: Datum) -> Datum:
-    values = pa.array(right.as_py() if isinstance(right, pa.Scalar) else right)
+    if isinstance(right, pa.ListScalar) and right.values is not None and \
+            _numbers_or_bools(right.values.type):
+        values = right.values  # what pa.array(right.as_py()) gives, without pandas
+    else:
+        values = pa.array(right.as_py() if isinstance(right, pa.Scalar) else right)
     if pa.types.is_null(values.type):
         values = values.cast(left.type)
     return pc.is_in(left, value_set=values)
+
+
+def _numbers_or_bools(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
 
 
 _BINARY_KERNELS: dict[Operation, Callable[[Datum, Datum], Datum]] = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.block import single_chunk, split_by_size
+from engine.block import empty_table_like, single_chunk, split_by_size
 
 
 class BlockOutputBuffer:
@@ -57,7 +57,7 @@ class BlockOutputBuffer:
         """Yield what is left (or one empty block if no rows were seen at all)."""
         yield from self._flush()
         if not self._yielded_rows and self._empty_schema is not None:
-            yield self._empty_schema.empty_table()
+            yield empty_table_like(self._empty_schema)
 
     def _flush(self) -> Iterator[pa.Table]:
         if not self._pending:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engine.block import empty_table_like
 from engine.errors import DatasetReadError
 from engine.io.block_output import BlockOutputBuffer, append_constant_columns
 from engine.io.file_datasource import PATH_COLUMN, FileInfo, wrap_read_error
@@ -138,4 +139,4 @@ class EmptyRead:
 
     def __call__(self) -> Iterator[pa.Table]:
         if self.schema is not None:
-            yield self.schema.empty_table()
+            yield empty_table_like(self.schema)

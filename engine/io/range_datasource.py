@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from engine.block import BlockMetadata, numpy_to_column
+from engine.block import BlockMetadata, empty_table_like, numpy_to_column
 from engine.context import DataContext
 from engine.io.interfaces import Datasource, ReadTask
 
@@ -18,7 +18,7 @@ from engine.io.interfaces import Datasource, ReadTask
 def _generate(start: int, stop: int, shape: tuple[int, ...] | None,
               rows_per_block: int) -> Iterator[pa.Table]:
     if start >= stop:
-        yield RangeDatasource(0, shape).schema().empty_table()
+        yield empty_table_like(RangeDatasource(0, shape).schema())
         return
     for lo in range(start, stop, rows_per_block):
         hi = min(stop, lo + rows_per_block)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from engine.block import (
     batch_to_table,
     concat_tables,
+    number_array,
     rebatch,
     rows_to_table,
     split_by_size,
@@ -247,7 +248,7 @@ class FilterStep(_UdfMixin, Step):
                 except (TypeError, ValueError) as exc:  # e.g. a numpy array of several values
                     raise UDFOutputError(f"filter UDF {self.udf_name!r} must return a bool; "
                                          f"got {type(keep).__name__} ({exc})") from exc
-            yield table.filter(pa.array(mask, type=pa.bool_()))
+            yield table.filter(number_array(np.array(mask, dtype=np.bool_)))
 
 
 class LimitStep(Step):

@@ -23,7 +23,9 @@ from engine.aggregate import (
     init_states,
     output_names,
 )
+from engine.block import number_array, one_array, python_scalar, to_numpy
 from engine.errors import GroupTooLargeError
+from engine.physical.exchange.acero import group_aggregate
 from engine.physical.exchange.tasks import combine, sort_table
 
 
@@ -82,7 +84,7 @@ def group_starts(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
     change = np.zeros(n, dtype=bool)
     change[0] = True
     for key in keys:
-        col = table.column(key).combine_chunks()
+        col = one_array(table.column(key))
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
         a, b = col.slice(1), col.slice(0, n - 1)
@@ -93,7 +95,7 @@ def group_starts(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
                                pc.fill_null(pc.is_nan(b), False))
             both_null = pc.or_(both_null, both_nan)
         differ = pc.and_(differ, pc.invert(both_null))
-        change[1:] |= np.asarray(differ.to_numpy(zero_copy_only=False), dtype=bool)
+        change[1:] |= np.asarray(to_numpy(differ), dtype=bool)
     return np.flatnonzero(change)
 
 
@@ -114,8 +116,8 @@ def row_bytes(table: pa.Table) -> np.ndarray:
         t = column.type
         if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t) \
                 or pa.types.is_large_binary(t):
-            lengths = pc.fill_null(pc.binary_length(column), 0)
-            sizes += np.asarray(lengths.to_numpy()) + (8 if "large" in str(t) else 4)
+            lengths = pc.fill_null(pc.binary_length(column), python_scalar(0))
+            sizes += to_numpy(lengths) + (8 if "large" in str(t) else 4)
         elif _bit_width(t):
             sizes += _bit_width(t) / 8
         elif n:
@@ -142,22 +144,24 @@ def largest_group(tables: Sequence[pa.Table], keys: Sequence[str]) -> \
     for table in tables:
         if not table.num_rows:
             continue
-        sized = table.select(list(keys)).append_column(_BYTES, pa.array(row_bytes(table)))
-        sums.append(sized.group_by(list(keys), use_threads=False)
-                    .aggregate([(_BYTES, "sum")]).rename_columns([*keys, _BYTES])
-                    if keys else pa.table({_BYTES: [pc.sum(sized.column(_BYTES))]}))
+        sized = table.select(list(keys)).append_column(_BYTES, number_array(row_bytes(table)))
+        sums.append(_bytes_per_group(sized, keys) if keys else
+                    pa.table({_BYTES: [pc.sum(sized.column(_BYTES))]}))
     if not sums:
         return None
     merged = pa.concat_tables(sums)
     if keys and len(sums) > 1:
-        merged = merged.group_by(list(keys), use_threads=False).aggregate(
-            [(_BYTES, "sum")]).rename_columns([*keys, _BYTES])
+        merged = _bytes_per_group(merged, keys)
     totals = merged.column(_BYTES)
     if not keys:
         return {}, int(pc.sum(totals).as_py())
     at = int(pc.index(totals, pc.max(totals)).as_py())
     row = merged.slice(at, 1).to_pylist()[0]
     return {k: row[k] for k in keys}, int(row[_BYTES])
+
+
+def _bytes_per_group(sized: pa.Table, keys: Sequence[str]) -> pa.Table:
+    return group_aggregate(sized, list(keys), [(_BYTES, "sum", None, _BYTES)])
 
 
 class GroupPartitionReduce:

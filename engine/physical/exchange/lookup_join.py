@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.block import empty_table_like, number_array, one_array, python_scalar, to_numpy
 from engine.physical.exchange.tasks import combine, join_tables
 from engine.physical.transform import Step, TaskInfo
 
@@ -68,10 +69,10 @@ class SmallSide:
         self.how = _lookup_type(key_type)
         if self.how is None or big_schema.field(self.big_key).type != key_type:
             return
-        keys = small.column(self.small_key).combine_chunks()
+        keys = one_array(small.column(self.small_key))
         valid = keys.drop_null()
         # Null keys never match: the index holds only the rows with a key.
-        self.rows = np.flatnonzero(np.asarray(keys.is_valid().to_numpy(zero_copy_only=False)))
+        self.rows = np.flatnonzero(to_numpy(keys.is_valid()))
         if len(valid) and pc.count_distinct(valid).as_py() != len(valid):
             return  # duplicate keys: a big row can match several small rows
         self.small = small.combine_chunks()
@@ -79,11 +80,11 @@ class SmallSide:
         self.index: Any = None
         self.lut: np.ndarray | None = None
         if self.how == "int":
-            self._int_index(np.asarray(valid.cast(pa.int64()).to_numpy()))
+            self._int_index(np.asarray(to_numpy(valid.cast(pa.int64()))))
         left, right = (big_schema, small.schema) if small_is_right else \
             (small.schema, big_schema)
         on = (big_on, small_on) if small_is_right else (small_on, big_on)
-        self.schema = join_tables(left.empty_table(), right.empty_table(), join_type,
+        self.schema = join_tables(empty_table_like(left), empty_table_like(right), join_type,
                                   on[0], on[1], *suffixes).schema
         self.sources = _sources(big_schema, small.schema, small_is_right, join_type,
                                 self.big_key, self.small_key)
@@ -110,15 +111,15 @@ class SmallSide:
         """For each row of ``big``, the small row its key matches, or null."""
         keys = big.column(self.big_key)
         if self.how == "int":
-            keys = keys.combine_chunks()
-            filled = pc.fill_null(keys, 0) if keys.null_count else keys
-            values = np.asarray(filled.cast(pa.int64()).to_numpy())
+            keys = one_array(keys)
+            filled = pc.fill_null(keys, python_scalar(0)) if keys.null_count else keys
+            values = to_numpy(filled.cast(pa.int64()))
             if self.lut is not None and len(values) and len(self.lut) and \
                     values.min() >= self.low and values.max() <= self.high:
                 # Every key inside the table's range: one gather, a mask only for misses.
                 rows = np.take(self.lut, values - self.low if self.low else values)
                 if not keys.null_count and rows.min() >= 0:
-                    return pa.array(rows)
+                    return _indices(rows)
                 missing = rows < 0
             elif self.lut is not None:  # keys in a dense range: one gather
                 inside = (values >= self.low) & (values <= self.high)
@@ -130,10 +131,10 @@ class SmallSide:
                 missing = found < 0
                 rows = self.rows[found]  # -1 picks some row: masked below
             if keys.null_count:
-                missing |= ~np.asarray(keys.is_valid().to_numpy(zero_copy_only=False))
-            return pa.array(rows, mask=missing) if missing.any() else pa.array(rows)
+                missing |= ~to_numpy(keys.is_valid())
+            return _indices(rows, missing if missing.any() else None)
         found = pc.index_in(keys, value_set=self.values)
-        return pc.take(pa.array(self.rows), found)
+        return pc.take(_indices(self.rows), found)
 
     def join(self, big: pa.Table) -> pa.Table:
         """The join of one big block with the whole small side."""
@@ -153,6 +154,13 @@ class SmallSide:
         return out if out.schema.equals(self.schema) else out.cast(self.schema)
 
 
+def _indices(rows: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """Row numbers (int64) as an Arrow array, null where ``missing``."""
+    array = number_array(rows, missing)
+    assert array is not None, f"row numbers are integers, not {rows.dtype}"
+    return array
+
+
 def _sources(big: pa.Schema, small: pa.Schema, small_is_right: bool, join_type: str,
              big_key: str, small_key: str) -> list[tuple[str, int]]:
     """Where each column of the hash join's output comes from: ``("b", i)`` is column
@@ -161,9 +169,9 @@ def _sources(big: pa.Schema, small: pa.Schema, small_is_right: bool, join_type: 
     whose columns are renamed to unique tags, so names never collide."""
     tags = {f"b{i}": ("b", i) for i in range(len(big))}
     tags |= {f"s{i}": ("s", i) for i in range(len(small))}
-    big_t = pa.schema([pa.field(f"b{i}", f.type) for i, f in enumerate(big)]).empty_table()
-    small_t = pa.schema([pa.field(f"s{i}", f.type)
-                         for i, f in enumerate(small)]).empty_table()
+    big_t = empty_table_like(pa.schema([pa.field(f"b{i}", f.type) for i, f in enumerate(big)]))
+    small_t = empty_table_like(pa.schema([pa.field(f"s{i}", f.type)
+                                          for i, f in enumerate(small)]))
     bk, sk = f"b{big.get_field_index(big_key)}", f"s{small.get_field_index(small_key)}"
     if small_is_right:
         out = join_tables(big_t, small_t, join_type, [bk], [sk], None, None)

@@ -19,11 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.aggregate import Count, Max, Mean, Min, Std, Sum, output_names
+from engine.block import python_scalar
+from engine.physical.exchange.acero import group_aggregate
 from engine.physical.exchange.partition import split_by_ids
 from engine.physical.exchange.tasks import HashPartitioner, combine, sort_table
 from engine.physical.transform import Step, TaskInfo
 
 _KINDS = (Count, Sum, Min, Max, Mean, Std)
+# Python numbers passed to a kernel become scalars through pa.scalar, which imports pandas.
+_ZERO = python_scalar(0.0)
 
 
 def supports_partials(aggs: Sequence[Any]) -> bool:
@@ -69,7 +73,7 @@ def partial_table(table: pa.Table, keys: Sequence[str], aggs: Sequence[Any]) -> 
     for i, agg in enumerate(aggs):  # M2 = variance * n (0 for a group without values)
         if isinstance(agg, Std):
             n = pc.cast(result.column(f"a{i}_n"), pa.float64())
-            m2 = pc.fill_null(pc.multiply(result.column(f"a{i}_q"), n), 0.0)
+            m2 = pc.fill_null(pc.multiply(result.column(f"a{i}_q"), n), _ZERO)
             result = result.set_column(result.column_names.index(f"a{i}_q"), f"a{i}_q", m2)
     return result
 
@@ -145,7 +149,7 @@ def _merged(partials: pa.Table, keys: Sequence[str], aggs: Sequence[Any]) -> pa.
             parts.append("v")
         elif isinstance(agg, Std):
             n = pc.cast(partials.column(f"a{i}_n"), pa.float64())
-            mean = pc.fill_null(partials.column(f"a{i}_m"), 0.0)
+            mean = pc.fill_null(partials.column(f"a{i}_m"), _ZERO)
             columns[f"a{i}_w"] = pc.multiply(n, mean)  # n * mean
             columns[f"a{i}_ww"] = pc.multiply(pc.multiply(n, mean), mean)  # n * mean^2
             specs += [(f"a{i}_w", "sum"), (f"a{i}_ww", "sum")]
@@ -163,25 +167,20 @@ def _merged(partials: pa.Table, keys: Sequence[str], aggs: Sequence[Any]) -> pa.
 def _group(columns: dict[str, Any], keys: Sequence[str], specs: list[Any],
            names: list[str]) -> pa.Table:
     """``group_by(keys).aggregate(specs)`` with the aggregates named ``names``. Keys are
-    renamed ``__k<i>`` for the call, so aggregate columns are told apart by name whatever
-    order the pyarrow version puts them in."""
+    renamed ``__k<i>`` for the call, so no key name meets an aggregate's."""
     temp = {f"__k{j}": columns[k] for j, k in enumerate(keys)}
     temp |= {n: c for n, c in columns.items() if n not in keys}
-    grouped = pa.table(temp).group_by(list(temp)[:len(keys)], use_threads=False) \
-        .aggregate(specs)
-    key_names = set(list(temp)[:len(keys)])
-    positions = [i for i, n in enumerate(grouped.column_names) if n not in key_names]
-    out = {k: grouped.column(f"__k{j}") for j, k in enumerate(keys)}
-    for name, position in zip(names, positions, strict=True):
-        out[name] = grouped.column(position)
-    return pa.table(out)
+    aggregations = [(spec[0], spec[1], spec[2] if len(spec) > 2 else None, f"__a{i}")
+                    for i, spec in enumerate(specs)]
+    grouped = group_aggregate(pa.table(temp), list(temp)[:len(keys)], aggregations)
+    return pa.Table.from_arrays(grouped.columns, names=[*keys, *names])
 
 
 def _null_unless_valid(values: Any, agg: Any, n: Any, t: Any) -> Any:
-    invalid = pc.equal(n, 0)
+    invalid = pc.equal(n, python_scalar(0))
     if not agg._ignore_nulls:
         invalid = pc.or_(invalid, pc.less(n, t))
-    return pc.if_else(invalid, pa.scalar(None, type=values.type), values)
+    return pc.if_else(invalid, pa.nulls(1, values.type)[0], values)
 
 
 def finalize(merged: pa.Table, keys: Sequence[str], aggs: Sequence[Any]) -> pa.Table:
@@ -208,9 +207,10 @@ def finalize(merged: pa.Table, keys: Sequence[str], aggs: Sequence[Any]) -> pa.T
             mean = pc.divide(merged.column(f"a{i}_w"), nf)
             m2 = pc.subtract(pc.add(merged.column(f"a{i}_q"), merged.column(f"a{i}_ww")),
                              pc.multiply(pc.multiply(mean, mean), nf))
-            m2 = pc.max_element_wise(m2, 0.0)
-            dof = pc.subtract(nf, float(agg._ddof))
-            std = pc.if_else(pc.greater(dof, 0.0), pc.sqrt(pc.divide(m2, dof)), float("nan"))
+            m2 = pc.max_element_wise(m2, _ZERO)
+            dof = pc.subtract(nf, python_scalar(float(agg._ddof)))
+            std = pc.if_else(pc.greater(dof, _ZERO), pc.sqrt(pc.divide(m2, dof)),
+                             python_scalar(float("nan")))
             out[name] = _null_unless_valid(std, agg, n, t)
     return pa.table(out)
 

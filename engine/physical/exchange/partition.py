@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import number_array
+from engine.block import number_array, one_array, to_numpy
 
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _COMPARE_BOUNDS = 48  # range ids by comparisons up to this many boundaries
@@ -32,27 +32,27 @@ def column_hash(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A uint64 hash per value that depends only on the value: equal values hash equal in
     every block and on both sides of a join (integers of any width, floats of any width,
     strings and binaries; nulls share one hash)."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = one_array(column)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     valid = None if arr.null_count == 0 else \
-        np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        to_numpy(arr.is_valid())
     t = arr.type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         filled = pc.fill_null(arr.cast(pa.int64()), 0) if valid is not None else \
             arr.cast(pa.int64())
-        raw = np.asarray(filled.to_numpy(zero_copy_only=False)).view(np.uint64)
+        raw = to_numpy(filled).view(np.uint64)
     elif pa.types.is_floating(t):
         filled = arr.cast(pa.float64())
         if valid is not None:
             filled = pc.fill_null(filled, 0.0)
-        values = np.asarray(filled.to_numpy(zero_copy_only=False)) + 0.0  # -0.0 == 0.0
+        values = to_numpy(filled) + 0.0  # -0.0 == 0.0
         raw = values.view(np.uint64)
     elif pa.types.is_temporal(t) and t.bit_width == 64:
         filled = arr.view(pa.int64())
         if valid is not None:
             filled = pc.fill_null(filled, 0)
-        raw = np.asarray(filled.to_numpy(zero_copy_only=False)).view(np.uint64)
+        raw = to_numpy(filled).view(np.uint64)
     else:
         import pandas as pd
 
@@ -109,7 +109,7 @@ def range_partition_ids(table: pa.Table, sort_keys: Sequence[tuple[str, str]],
     parts = [bounds, rows] if ascending_first else [rows, bounds]
     combined = pa.concat_tables(parts)
     order = pc.sort_indices(combined, sort_keys=nulls_last(sort_keys))
-    order_np = np.asarray(order.to_numpy(zero_copy_only=False))
+    order_np = to_numpy(order)
     b = bounds.num_rows
     is_bound = order_np < b if ascending_first else order_np >= n
     bounds_before = np.cumsum(is_bound)
@@ -133,10 +133,10 @@ def _numeric_range_ids(table: pa.Table, sort_keys: Sequence[tuple[str, str]],
                for t in (column.type, bound_col.type)]
     if not all(numeric) or column.null_count or bound_col.null_count:
         return None
-    values = np.asarray(column.to_numpy())
+    values = to_numpy(column)
     if values.dtype.kind == "f" and np.isnan(values).any():
         return None
-    bounds = np.sort(np.asarray(bound_col.to_numpy()))
+    bounds = np.sort(to_numpy(bound_col))
     if bounds.dtype.kind == "f" and np.isnan(bounds).any():
         return None
     if len(bounds) <= _COMPARE_BOUNDS and values.dtype == bounds.dtype:
@@ -165,7 +165,7 @@ def sort_order(table: pa.Table, sort_keys: Sequence[tuple[str, str]]) -> np.ndar
         column = table.column(name)
         t = column.type
         if (pa.types.is_integer(t) or pa.types.is_floating(t)) and not column.null_count:
-            values = np.asarray(column.to_numpy())
+            values = to_numpy(column)
             if values.dtype.kind != "f" or not np.isnan(values).any():
                 if order == "descending":  # a decreasing map that cannot overflow
                     values = -values if values.dtype.kind == "f" else ~values

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from engine.block import number_array
 from engine.physical.exchange.grouping import AggregateReduce
 from engine.physical.exchange.partial_agg import (
     PartialAggregateMap,
@@ -105,7 +106,7 @@ class SortPlan(ExchangePlan):
         n = table.num_rows
         take = min(n, _SAMPLES_PER_BLOCK)
         idx = np.sort(self._rng.choice(n, size=take, replace=False))
-        self._samples.append(table.select(names).take(pa.array(idx)))
+        self._samples.append(table.select(names).take(number_array(idx)))
 
     def start(self, counts: list[int], rows: list[int]) -> int:
         if self.user_boundaries is not None:
@@ -124,8 +125,8 @@ class SortPlan(ExchangePlan):
         ordered = sort_table(samples, self.sort_keys)
         m = ordered.num_rows
         picks = [min(m - 1, (i * m) // partitions) for i in range(1, partitions)] if m else []
-        self._boundaries = ordered.take(pa.array(picks, type=pa.int64())) if picks else \
-            ordered.slice(0, 0)
+        self._boundaries = ordered.take(number_array(np.array(picks, dtype=np.int64))) \
+            if picks else ordered.slice(0, 0)
         return partitions
 
     def map_fn(self, side: int) -> Callable[..., Any]:

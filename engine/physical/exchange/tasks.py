@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import concat_tables, number_array, split_by_size
+from engine.block import concat_tables, number_array, split_by_size, to_numpy
+from engine.physical.exchange.acero import hash_join
 from engine.physical.exchange.partition import (
     hash_partition_ids,
     random_partition_ids,
@@ -161,8 +162,8 @@ def top_k(table: pa.Table, sort_keys: SortKeys, k: int) -> pa.Table:
     better = pc.less(column, bound) if order == "ascending" else pc.greater(column, bound)
     tied = pc.equal(column, bound)
     need = k - pc.sum(better).as_py()
-    tied_rows = np.flatnonzero(np.asarray(tied.to_numpy(zero_copy_only=False)))[:need]
-    better_rows = np.flatnonzero(np.asarray(better.to_numpy(zero_copy_only=False)))
+    tied_rows = np.flatnonzero(to_numpy(tied))[:need]
+    better_rows = np.flatnonzero(to_numpy(better))
     rows = np.sort(np.concatenate([better_rows, tied_rows]))
     return sort_table(table.take(number_array(rows)), sort_keys)
 
@@ -231,7 +232,7 @@ class ShuffleReduce:
         order = task_seed(self.seed, index, 1).permutation(table.num_rows)
         # A random gather over the pieces' chunks as they are (joining them first would
         # only add a copy); the permutation's indices are valid by construction.
-        shuffled = pc.take(table, pa.array(order), boundscheck=False)
+        shuffled = pc.take(table, number_array(order), boundscheck=False)
         yield from _shaped(shuffled, self.max_block_bytes)
 
 
@@ -263,11 +264,6 @@ def _zip_columns(left: pa.Table, right: pa.Table) -> pa.Table:
             suffix += 1
         left = left.append_column(new_name, column)
     return left
-
-
-_ARROW_JOIN = {"inner": "inner", "left_outer": "left outer", "right_outer": "right outer",
-               "full_outer": "full outer", "left_semi": "left semi", "right_semi": "right semi",
-               "left_anti": "left anti", "right_anti": "right anti"}
 
 
 class JoinReduce:
@@ -311,7 +307,5 @@ class JoinReduce:
 def join_tables(left: pa.Table, right: pa.Table, join_type: str, left_on: Sequence[str],
                 right_on: Sequence[str], left_suffix: str | None,
                 right_suffix: str | None) -> pa.Table:
-    """Arrow's hash join with Ray Data's join type names."""
-    return left.join(right, keys=list(left_on), right_keys=list(right_on),
-                     join_type=_ARROW_JOIN[join_type], left_suffix=left_suffix,
-                     right_suffix=right_suffix, coalesce_keys=True, use_threads=True)
+    """Arrow's hash join with Ray Data's join type names (see ``acero.hash_join``)."""
+    return hash_join(left, right, join_type, left_on, right_on, left_suffix, right_suffix)
