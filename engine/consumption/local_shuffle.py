@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.block import concat_tables
 
@@ -30,9 +31,18 @@ _MAX_RUNS = 32
 
 
 def arrow_indices(values: np.ndarray) -> pa.Array:
-    """``values`` (int64) as an Arrow array without a copy, and without the pandas import
-    that converting a numpy array with ``pa.array`` starts (a cold start's quarter second)."""
+    """``values`` (int64, or int32 for fewer than 2**31 rows: a quarter faster to take by)
+    as an Arrow array without a copy, and without the pandas import that converting a numpy
+    array with ``pa.array`` starts (a cold start's quarter second)."""
+    if len(values) < 1 << 31:
+        values = values.astype(np.int32)
+        return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def take_permuted(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """``table``'s rows in ``order`` (a permutation of its rows, so no bounds check)."""
+    return pc.take(table, arrow_indices(order), boundscheck=False)  # type: ignore[no-any-return]
 
 
 def permute_rows(table: pa.Table, rng: np.random.Generator) -> pa.Table:
@@ -41,7 +51,7 @@ def permute_rows(table: pa.Table, rng: np.random.Generator) -> pa.Table:
         return table
     if any(column.num_chunks > 1 for column in table.columns):
         table = table.combine_chunks()  # a take over many chunks costs more than joining them
-    return table.take(arrow_indices(rng.permutation(table.num_rows)))
+    return take_permuted(table, rng.permutation(table.num_rows))
 
 
 def _fingerprint(table: pa.Table) -> int:
@@ -63,7 +73,8 @@ def permute_block(table: pa.Table, entropy: Any = None) -> pa.Table:
     random order; with ``entropy`` (a seeded pass) the order depends only on it and on the
     block's contents."""
     seed = None if entropy is None else [*np.atleast_1d(entropy).tolist(), _fingerprint(table)]
-    return permute_rows(table, np.random.default_rng(seed))
+    # SFC64: a tenth faster than the default generator at drawing a permutation
+    return permute_rows(table, np.random.Generator(np.random.SFC64(seed)))
 
 
 def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: int,
@@ -78,7 +89,7 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
     keep = max(buffer_size, 1)
     runs: list[list[Any]] = []  # [permuted table, rows of it drawn]
     buffered = 0
-    placement = rng.permutation(batch_size)
+    placement = arrow_indices(rng.permutation(batch_size))
     for table in tables:
         if not table.num_rows:
             continue
@@ -91,12 +102,13 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
             _merge_short_runs(runs, batch_size, rng)
     while buffered:
         rows = min(batch_size, buffered)
-        yield _draw(runs, rows, rng, placement if rows == batch_size else rng.permutation(rows))
+        yield _draw(runs, rows, rng, placement if rows == batch_size else
+                    arrow_indices(rng.permutation(rows)))
         buffered -= rows
 
 
 def _draw(runs: list[list[Any]], rows: int, rng: np.random.Generator,
-          placement: np.ndarray) -> pa.Table:
+          placement: pa.Array) -> pa.Table:
     """Take ``rows`` rows from ``runs`` (as a uniform draw from all their rows would) and
     place them by ``placement``."""
     counts = _hypergeometric_counts([t.num_rows - head for t, head in runs], rows, rng)
@@ -106,7 +118,8 @@ def _draw(runs: list[list[Any]], rows: int, rng: np.random.Generator,
             parts.append(run[0].slice(run[1], count))
             run[1] += count
     runs[:] = [run for run in runs if run[1] < run[0].num_rows]
-    return concat_tables(parts).take(arrow_indices(placement))
+    return pc.take(concat_tables(parts), placement,  # type: ignore[no-any-return]
+                   boundscheck=False)
 
 
 def _hypergeometric_counts(left: list[int], rows: int, rng: np.random.Generator) -> list[int]:

@@ -799,14 +799,18 @@ class LocalCluster:
                     self._run_on(worker.worker_id, task)
 
     def _dispatch_to_lane(self) -> None:
-        """Give the driver lane, while it is idle, the first queued task that holds no user
-        code; send it home once every worker process is ready."""
+        """Give the driver lane, while it is idle and no worker process is ready yet, the
+        first queued task that holds no user code; send it home once every worker process
+        is ready. (Once batches flow, the driver's own threads need its GIL: a lane task
+        then ran at a fraction of a worker's speed, and held one of the executor's slots.)"""
         lane = self._workers.get(self._lane_id) if self._lane_id is not None else None
         if lane is None or not lane.ready or lane.tasks or lane.retiring:
             return
         started = sum(1 for w in self._workers.values()
                       if w.actor_id is None and w.ready and not w.in_driver)
-        if started >= self.num_cpus:
+        if started:
+            if started < self.num_cpus:
+                return
             lane.retiring = True
             self._send(lane.worker_id, p.encode_header(p.SHUTDOWN))
             del self._workers[lane.worker_id]  # it sends nothing more: its thread just ends
