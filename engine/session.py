@@ -75,16 +75,21 @@ def init(num_cpus: int | None = None, num_gpus: int | None = None,
             the ``engine`` package is added to its ``py_modules`` unless
             ``ENGINE_SHIP_PACKAGE=0`` (workers then import the one installed there).
 
-    Like ``ray.init()``, it returns once the cluster is started while its worker processes
-    may still be coming up (``init().wait_ready()`` waits for them): tasks submitted
-    meanwhile wait for them, except the engine's own reads of built-in formats, which a
-    thread of this process runs until then (``engine.runtime.driver_lane``).
+    Like ``ray.init()``, it returns once the embedded cluster is started while its worker
+    processes may still be coming up (``init().wait_ready()`` waits for them): tasks
+    submitted meanwhile wait for them, except the engine's own reads of built-in formats,
+    which a thread of this process runs until then (``engine.runtime.driver_lane``). On a
+    Ray cluster it returns once a worker per CPU has started.
     """
-    if resolve_address(address) is None:
+    on_ray = resolve_address(address) is not None
+    if not on_ray:
         prestart()  # the zygote imports while the driver does (not after: 2 serial waits)
     _import_while_workers_start()
-    return _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory,
-                  runtime_env)
+    cluster = _start(num_cpus, num_gpus, address, ignore_reinit_error, object_store_memory,
+                     runtime_env)
+    if on_ray and not cluster.wait_ready():  # Ray's workers: started and warmed up here
+        logger.warning("engine.init: not every Ray worker started within 30 s; going on")
+    return cluster
 
 
 # What the driver imports for a first read (a parquet scan): imported while init() waits for
