@@ -29,8 +29,6 @@ from engine.block import rebatch, table_to_batch, validate_batch_format
 from engine.consumption.iter_stats import IterStats
 from engine.consumption.local_shuffle import shuffled_batches
 
-_END = object()
-
 Collate = Callable[[Any, bool], Any]  # (batch, owned) -> what the consumer gets
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import concat_tables
+from engine.block import concat_tables, number_array
 
 # Runs left shorter than this are merged (and permuted together) once there are more than
 # _MAX_RUNS: drawing costs a slice per run, and proportional draws leave many short tails.
@@ -31,13 +31,11 @@ _MAX_RUNS = 32
 
 
 def arrow_indices(values: np.ndarray) -> pa.Array:
-    """``values`` (int64, or int32 for fewer than 2**31 rows: a quarter faster to take by)
-    as an Arrow array without a copy, and without the pandas import that converting a numpy
-    array with ``pa.array`` starts (a cold start's quarter second)."""
-    if len(values) < 1 << 31:
-        values = values.astype(np.int32)
-        return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+    """Row numbers as Arrow indices, int32 below 2**31 rows (a quarter faster to take
+    by), without the pandas import of ``pa.array``."""
+    indices = number_array(values.astype(np.int32) if len(values) < 1 << 31 else values)
+    assert indices is not None, f"row numbers are integers, not {values.dtype}"
+    return indices
 
 
 def take_permuted(table: pa.Table, order: np.ndarray) -> pa.Table:
