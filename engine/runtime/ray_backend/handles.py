@@ -67,32 +67,39 @@ class RayTaskHandle(OutputStream):
                 return ref
 
     def _read(self) -> None:
+        """Take the task's outputs until it ends, then finish with its error (if any)."""
         import ray
 
-        error: BaseException | None = None
         try:
-            while True:
-                with self._cond:
-                    while len(self._outputs) >= self.credits and not self._cancelled:
-                        self._cond.wait()
-                ref = self._next_ref()
-                if ref is None:
-                    break
-                record = ray.get(ref)
-                if record[0] == "block":
-                    block = self._next_ref()
-                    if block is None:
-                        break
-                    self._take_record(record, block)
-                else:
-                    error = self._take_record(record, None)
-                    if error is not None:
-                        break
+            error = self._read_records()
         except ray.exceptions.TaskCancelledError:
             error = None
         except Exception as exc:
             error = self._ray_failure(exc)
         self._finish(error)
+
+    def _read_records(self) -> BaseException | None:
+        """Push the task's outputs as they stream in, within the credits; return the error
+        its error record carries (None when it has none)."""
+        import ray
+
+        while True:
+            with self._cond:
+                while len(self._outputs) >= self.credits and not self._cancelled:
+                    self._cond.wait()
+            ref = self._next_ref()
+            if ref is None:
+                return None
+            record = ray.get(ref)
+            if record[0] == "block":
+                block = self._next_ref()
+                if block is None:
+                    return None
+                self._take_record(record, block)
+            else:
+                error = self._take_record(record, None)
+                if error is not None:
+                    return error
 
     def _take_record(self, record: tuple[Any, ...], block: Any) -> BaseException | None:
         """Push the output of one record (``block``: the block object of a block record);

@@ -25,29 +25,22 @@ _POLL_S = 0.5  # how often the reading thread looks up from a running task for a
 class RayClientTaskHandle(RayTaskHandle):
     """A :class:`RayTaskHandle` whose outputs all arrive when the task ends."""
 
-    def _read(self) -> None:
+    def _read_records(self) -> BaseException | None:
+        """Wait for the task's end (or a cancel), then push all its outputs at once."""
         import ray
 
-        error: BaseException | None = None
         ref = self._gen
-        try:
-            while not self._cancelled:
-                ready, _ = ray.wait([ref], timeout=_POLL_S)
-                if ready:
-                    break
-            else:
-                self._finish(None)
-                return
-            refs = list(ray.get(ref))  # the generator's objects, in yield order
-            records: list[Any] = ray.get(refs[-1])
-            blocks = iter(refs[:-1])
-            for record in records:
-                error = self._take_record(record, next(blocks) if record[0] == "block"
-                                          else None)
-                if error is not None:
-                    break
-        except ray.exceptions.TaskCancelledError:
-            error = None
-        except Exception as exc:
-            error = self._ray_failure(exc)
-        self._finish(error)
+        while not self._cancelled:
+            ready, _ = ray.wait([ref], timeout=_POLL_S)
+            if ready:
+                break
+        else:
+            return None
+        refs = list(ray.get(ref))  # the generator's objects, in yield order
+        records: list[Any] = ray.get(refs[-1])
+        blocks = iter(refs[:-1])
+        for record in records:
+            error = self._take_record(record, next(blocks) if record[0] == "block" else None)
+            if error is not None:
+                return error
+        return None
