@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.context import DataContext
 from engine.errors import UDFOutputError
@@ -162,6 +163,26 @@ def number_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array
 
 
 _ARROW_NUMBER_TYPES = {dtype: typ for typ, dtype in _NUMPY_NUMBER_DTYPES.items()}
+
+
+def row_indices(rows: np.ndarray) -> pa.Array:
+    """Row numbers (a numpy integer array) as Arrow indices for ``take``: int32 below 2**31
+    rows (a quarter faster to take by than int64), without ``pa.array``'s pandas import."""
+    indices = number_array(rows.astype(np.int32) if len(rows) < 1 << 31 else rows)
+    if indices is None or not pa.types.is_integer(indices.type):
+        raise TypeError(f"row numbers must be integers, not {rows.dtype}")
+    return indices
+
+
+def take_rows(table: pa.Table, rows: np.ndarray | pa.Array) -> pa.Table:
+    """``table``'s rows at ``rows`` (valid by construction: no bounds check), gathered from
+    single-chunk columns: a take over many chunks locates each row's chunk, which costs
+    more than joining the chunks first."""
+    if any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()
+    if isinstance(rows, np.ndarray):
+        rows = row_indices(rows)
+    return pc.take(table, rows, boundscheck=False)  # type: ignore[no-any-return]
 
 
 def python_scalar(value: Any) -> pa.Scalar:

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import number_array, one_array, to_numpy
+from engine.block import one_array, take_rows, to_numpy
 
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _COMPARE_BOUNDS = 48  # range ids by comparisons up to this many boundaries
@@ -219,13 +219,3 @@ def split_by_ids(table: pa.Table, ids: np.ndarray, num_partitions: int) -> list[
     return out
 
 
-def take_rows(table: pa.Table, indices: np.ndarray | pa.Array) -> pa.Table:
-    """``table``'s rows at ``indices`` (valid by construction: no bounds check), gathered
-    from single-chunk columns: a take over many chunks locates each row's chunk, which
-    costs more than joining the chunks first."""
-    if any(c.num_chunks > 1 for c in table.columns):
-        table = table.combine_chunks()
-    if isinstance(indices, np.ndarray):
-        converted = number_array(indices)
-        indices = indices if converted is None else converted
-    return pc.take(table, indices, boundscheck=False)  # type: ignore[no-any-return]

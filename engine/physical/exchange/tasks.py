@@ -16,7 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.block import concat_tables, number_array, split_by_size, to_numpy
+from engine.block import (
+    concat_tables,
+    number_array,
+    row_indices,
+    split_by_size,
+    take_rows,
+    to_numpy,
+)
 from engine.physical.exchange.acero import hash_join
 from engine.physical.exchange.partition import (
     hash_partition_ids,
@@ -24,7 +31,6 @@ from engine.physical.exchange.partition import (
     range_partition_ids,
     sort_order,
     split_by_ids,
-    take_rows,
 )
 
 SortKeys = Sequence[tuple[str, str]]
@@ -232,7 +238,7 @@ class ShuffleReduce:
         order = task_seed(self.seed, index, 1).permutation(table.num_rows)
         # A random gather over the pieces' chunks as they are (joining them first would
         # only add a copy); the permutation's indices are valid by construction.
-        shuffled = pc.take(table, number_array(order), boundscheck=False)
+        shuffled = pc.take(table, row_indices(order), boundscheck=False)
         yield from _shaped(shuffled, self.max_block_bytes)
 
 
