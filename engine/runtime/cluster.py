@@ -61,6 +61,7 @@ from engine.errors import (
     WorkerCrashedError,
 )
 from engine.runtime import protocol as p
+from engine.runtime.allocator import use_on_demand_pool_in_driver
 from engine.runtime.background import Background
 from engine.runtime.block_store import BlockStore, is_valid_block_id, serialize_table
 from engine.runtime.handles import ActorHandle, TaskHandle
@@ -197,6 +198,7 @@ class LocalCluster:
                 "directory (the engine never falls back to an unauthenticated TCP socket)")
         self._secret = secrets.token_bytes(32)  # shown by each worker in its first message
         self._zygote = zygote or Zygote()
+        use_on_demand_pool_in_driver()  # the driver lane reads here: see allocator
         self._ctx = zmq.Context()
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)

@@ -119,6 +119,9 @@ class Zygote:
         self._reply_r, reply_w = os.pipe()
         env = dict(os.environ)
         env.update(_THREAD_ENV)
+        from engine.runtime.allocator import worker_env
+
+        env.update(worker_env())
         env["ENGINE_ZYGOTE_PRELOAD"] = ",".join(preload)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.proc = subprocess.Popen(
