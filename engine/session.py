@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Modules every map task unpickles code from, and the parquet reader's: imported once in the
-# zygote, not per worker at its first task (a cold parquet scan's first block came ~0.6 s
+# Modules every map task unpickles code from, the parquet reader's and the local shuffle's
+# (numpy.random is imported at its first use): imported once in the zygote, not per worker
+# at its first task (a cold parquet scan's first block came ~0.6 s
 # later without them on the 2-core machine).
 _WORKER_PRELOAD = ("engine.physical.transform", "engine.expressions", "engine.aggregate",
                    "engine.io.parquet_scan", "engine.physical.exchange.plans",
-                   "engine.physical.operators.broadcast_join", "pyarrow.parquet")
+                   "engine.physical.operators.broadcast_join", "pyarrow.parquet",
+                   "engine.consumption.local_shuffle", "numpy.random")
 # Preloaded too when the driver has imported pandas (its pipeline likely formats batches as
 # DataFrames): pandas costs the zygote ~0.2 s, half its start, which a pipeline that never
 # needs it (parquet to torch, numpy batches) should not wait for. Workers of a zygote without

@@ -52,9 +52,13 @@ def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: 
         yield table, owned
 
 
-def _timed_blocks(refs: Iterator[Any], stats: IterStats) -> Iterator[pa.Table]:
-    """The tables behind ``refs``; waiting for the execution and mapping timed apart."""
+def _timed_blocks(refs: Iterator[Any], stats: IterStats,
+                  before_wait: Callable[[], None] | None = None) -> Iterator[pa.Table]:
+    """The tables behind ``refs``; waiting for the execution and mapping timed apart.
+    ``before_wait`` runs before each wait for the execution."""
     while True:
+        if before_wait is not None:
+            before_wait()
         started = time.perf_counter()
         try:
             ref = next(refs)
@@ -108,9 +112,11 @@ def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_bat
     """The generator behind :func:`iter_batches` (its arguments checked)."""
     source = iter(refs)
 
+    wake = _Wake()
+
     def produce() -> Iterator[tuple[Any, int]]:
         """(batch, bytes of its table)"""
-        blocks = _timed_blocks(source, stats)
+        blocks = _timed_blocks(source, stats, wake.flush)
         batches = batch_tables(blocks, batch_size, drop_last, local_shuffle_buffer_size, rng,
                                permuted=permuted)
         while True:
@@ -145,7 +151,8 @@ def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_bat
         batches = (batch for batch, _ in produce())
         yield from _timed_consumer(_closing(batches, close_source), stats)
         return
-    yield from _timed_consumer(_background(produce(), prefetch_batches, close_source), stats)
+    yield from _timed_consumer(_background(produce(), prefetch_batches, close_source, wake),
+                               stats)
 
 
 def _closing(items: Iterator[Any], close: Callable[[], None]) -> Iterator[Any]:
@@ -185,15 +192,50 @@ def _timed_consumer(items: Iterator[Any], stats: IterStats) -> Iterator[Any]:
 # other (a GIL hand-off per batch), which cost a shuffled 8192-row pass a third of its time.
 _LOOKAHEAD_BYTES = 8 << 20
 _LOOKAHEAD_MAX_BATCHES = 256
+# A consumer waiting for batches is woken when one is ready and it has waited this long
+# (at once for a slower producer): one wake per few batches, not one per batch.
+_WAKE_AFTER_S = 0.002
+_POLL_S = 0.1  # a waiting consumer looks again this often (a backstop: it is woken)
+
+
+class _Wake:
+    """When the background thread wakes a consumer that waits for batches: once a batch is
+    ready and the consumer has waited ``_WAKE_AFTER_S`` (at once for a slower producer),
+    before the producer itself waits (for room, for the execution) and at the end; not
+    for every batch, which costs both threads a switch per batch."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.waiting_since = 0.0  # when the consumer began to wait; 0: it does not
+        self.pending = False  # batches are ready that the waiting consumer was not told of
+
+    def added(self, room: bool) -> None:
+        """A batch was added (called holding ``changed``); ``room``: more may follow."""
+        since = self.waiting_since
+        if not since:
+            return
+        if not room or time.perf_counter() - since >= _WAKE_AFTER_S:
+            self.pending = False
+            self.changed.notify_all()
+        else:
+            self.pending = True
+
+    def flush(self) -> None:
+        """The producer is about to wait: wake a consumer that waits for a batch."""
+        if self.pending:
+            with self.changed:
+                self.pending = False
+                self.changed.notify_all()
 
 
 def _background(source: Iterator[tuple[Any, int]], depth: int,
-                close_owner: Callable[[], None]) -> Iterator[Any]:
+                close_owner: Callable[[], None], wake: _Wake | None = None) -> Iterator[Any]:
     """Run ``source`` (batches and their sizes) on a daemon thread, at least ``depth``
     batches ahead of the consumer, or more while they hold under ``_LOOKAHEAD_BYTES``."""
     ready: collections.deque[tuple[Any, int]] = collections.deque()
     held = [0]  # bytes in ``ready``
-    changed = threading.Condition()
+    wake = wake if wake is not None else _Wake()
+    changed = wake.changed
     stop = threading.Event()
     finished = threading.Event()
     failure: list[BaseException] = []
@@ -212,7 +254,7 @@ def _background(source: Iterator[tuple[Any, int]], depth: int,
                         break
                     ready.append((item, size))
                     held[0] += size
-                    changed.notify_all()
+                    wake.added(has_room())
         except BaseException as exc:
             failure.append(exc)
         finally:
@@ -230,7 +272,9 @@ def _background(source: Iterator[tuple[Any, int]], depth: int,
         while True:
             with changed:
                 while not ready and not finished.is_set():
-                    changed.wait(0.1)
+                    wake.waiting_since = wake.waiting_since or time.perf_counter()
+                    changed.wait(_POLL_S)
+                wake.waiting_since = 0.0
                 if not ready:
                     break
                 item, size = ready.popleft()

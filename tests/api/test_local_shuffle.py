@@ -305,6 +305,52 @@ def test_small_batches_run_ahead_of_the_consumer_up_to_a_byte_bound(monkeypatch)
     assert out == list(range(20)) and over_bound == []
 
 
+def test_a_waiting_consumer_is_woken_before_the_producer_waits_for_the_execution(
+        monkeypatch) -> None:
+    # Wakes are deferred (one per few batches), so a batch made just before the producer
+    # waits for the next block must be handed over then: here nothing else would wake the
+    # consumer (no deadline, no poll) until the test lets the next block come.
+    import threading
+
+    from engine.consumption import batching
+
+    monkeypatch.setattr(batching, "_WAKE_AFTER_S", 3600.0)
+    monkeypatch.setattr(batching, "_POLL_S", 3600.0)
+    release = threading.Event()
+
+    class Ref:
+        def __init__(self, table):
+            self.table = table
+
+        def get(self):
+            return self.table
+
+    def refs():
+        yield Ref(pa.table({"id": np.arange(10)}))
+        release.wait(120)  # the execution has no next block until the test says so
+        yield Ref(pa.table({"id": np.arange(10, 20)}))
+
+    batches = batching.iter_batches(refs(), batch_size=10, batch_format="pyarrow",
+                                    prefetch_batches=1, drop_last=False,
+                                    local_shuffle_buffer_size=None, local_shuffle_seed=None)
+    got: list = []
+    first = threading.Event()
+
+    def consume():
+        for batch in batches:
+            got.append(batch["id"].to_pylist())
+            first.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    try:
+        assert first.wait(60), "the consumer was not woken for the batch already made"
+    finally:
+        release.set()
+    thread.join(60)
+    assert got == [list(range(10)), list(range(10, 20))]
+
+
 class _AddOne:
     def __call__(self, batch):
         return {"id": batch["id"] + 1}
