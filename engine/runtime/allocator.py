@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 
-import pyarrow as pa
-
 # Set in the zygote's environment (mimalloc reads it when the process starts), unless set.
 WORKER_ENV = {"MIMALLOC_ARENA_EAGER_COMMIT": "0"}
 
@@ -33,6 +31,8 @@ def use_on_demand_pool_in_driver() -> None:
     is not built in."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or any(k in os.environ for k in WORKER_ENV):
         return
+    import pyarrow as pa  # here: the zygote starts (worker_env) before the driver has it
+
     if pa.default_memory_pool().backend_name != "mimalloc":
         return
     try:

@@ -162,3 +162,13 @@ def test_shuffles_sorts_groupbys_joins_and_samples_import_no_pandas_in_the_worke
     unmatched_right = [[key, None, y] for key, y in right.items() if key >= 200]
     expected_outer = [[int(i), float(x[i]), right.get(int(i))] for i in ids] + unmatched_right
     assert sorted(out["outer"], key=repr) == sorted(expected_outer, key=repr)
+
+
+def test_the_zygote_starts_before_the_driver_imports_pyarrow() -> None:
+    # Its start overlaps the driver's imports only if starting it needs none of them
+    # (pyarrow alone is ~0.1 s: a small script waited that much longer for its workers).
+    probe = ("import sys; from engine import session; session.prestart(); "
+             "print('pyarrow' in sys.modules, 'numpy' in sys.modules); session.shutdown()")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=120, cwd=REPO_ROOT)
+    assert out.stdout.split() == ["False", "False"]
