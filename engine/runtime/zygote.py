@@ -26,6 +26,8 @@ import threading
 import time
 from typing import Any
 
+from engine.runtime.allocator import worker_env
+
 _THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
 
@@ -119,8 +121,6 @@ class Zygote:
         self._reply_r, reply_w = os.pipe()
         env = dict(os.environ)
         env.update(_THREAD_ENV)
-        from engine.runtime.allocator import worker_env
-
         env.update(worker_env())
         env["ENGINE_ZYGOTE_PRELOAD"] = ",".join(preload)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
