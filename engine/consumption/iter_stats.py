@@ -32,8 +32,10 @@ class Timer:
     def add(self, seconds: float) -> None:
         self.total += seconds
         self.count += 1
-        self.min = min(self.min, seconds)
-        self.max = max(self.max, seconds)
+        if seconds < self.min:  # comparisons: a call of min()/max() per batch adds up
+            self.min = seconds
+        if seconds > self.max:
+            self.max = seconds
 
     def avg(self) -> float:
         return self.total / self.count if self.count else 0.0

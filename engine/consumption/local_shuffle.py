@@ -78,48 +78,85 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
             continue
         runs.append([table if permuted else permute_rows(table, rng), 0])
         buffered += table.num_rows
-        while buffered - batch_size >= keep:
-            yield _draw(runs, batch_size, rng, placement)
-            buffered -= batch_size
+        if buffered - batch_size >= keep:
+            batches = (buffered - keep) // batch_size  # the draws until the next block
+            yield from _draw_batches(runs, batches, batch_size, rng, placement)
+            buffered -= batches * batch_size
         if len(runs) > _MAX_RUNS:
             _merge_short_runs(runs, batch_size, rng)
-    while buffered:
-        rows = min(batch_size, buffered)
-        yield _draw(runs, rows, rng, placement if rows == batch_size else
-                    row_indices(rng.permutation(rows)))
-        buffered -= rows
+    if buffered >= batch_size:
+        yield from _draw_batches(runs, buffered // batch_size, batch_size, rng, placement)
+        buffered %= batch_size
+    if buffered:  # the rest, in one short batch
+        yield _place([run[0].slice(run[1]) for run in runs],
+                     row_indices(rng.permutation(buffered)))
 
 
-def _draw(runs: list[list[Any]], rows: int, rng: np.random.Generator,
-          placement: pa.Array) -> pa.Table:
-    """Take ``rows`` rows from ``runs`` (as a uniform draw from all their rows would) and
-    place them by ``placement``."""
-    counts = _hypergeometric_counts([t.num_rows - head for t, head in runs], rows, rng)
-    parts = []
-    for run, count in zip(runs, counts, strict=True):
-        if count:
-            parts.append(run[0].slice(run[1], count))
-            run[1] += count
-    runs[:] = [run for run in runs if run[1] < run[0].num_rows]
-    return pc.take(concat_tables(parts), placement,  # type: ignore[no-any-return]
-                   boundscheck=False)
+# ``take`` through its function object: the ``pc.take`` wrapper rebuilds its options on
+# every call, once per batch here.
+_TAKE = pc.get_function("take")
+_TAKE_UNCHECKED = pc.TakeOptions(boundscheck=False)
 
 
-def _hypergeometric_counts(left: list[int], rows: int, rng: np.random.Generator) -> list[int]:
-    """How many of ``rows`` drawn uniformly without replacement from runs with ``left``
-    rows each come from each run: one univariate hypergeometric draw per run but the last,
-    each given what the runs after it hold (numpy's multivariate draw costs ~10x more
-    for the usual two or three runs)."""
-    counts = []
-    rest = sum(left)
-    for held in left[:-1]:
-        rest -= held
-        count = int(rng.hypergeometric(held, rest, rows)) if rows and held else 0
-        if not rest:  # every row still wanted is in this run
-            count = rows
-        counts.append(count)
-        rows -= count
-    counts.append(rows)
+def _place(parts: list[pa.Table], placement: pa.Array) -> pa.Table:
+    """The rows of ``parts`` as one table of fresh memory, in the order ``placement``
+    gives them."""
+    table = parts[0] if len(parts) == 1 else concat_tables(parts)
+    return _TAKE.call([table, placement], _TAKE_UNCHECKED)  # type: ignore[no-any-return]
+
+
+# Batches whose counts are drawn together (bounds the counts array of a huge block drawn
+# in small batches).
+_COUNTED_TOGETHER = 1024
+
+
+def _draw_batches(runs: list[list[Any]], batches: int, batch_size: int,
+                  rng: np.random.Generator, placement: pa.Array) -> Iterator[pa.Table]:
+    """Yield ``batches`` batches taken one after another from ``runs`` (as uniform draws
+    without replacement from all their rows would), each placed by ``placement``; drop the
+    runs they empty."""
+    while batches:
+        together = min(batches, _COUNTED_TOGETHER)
+        counts = _batch_counts([t.num_rows - head for t, head in runs], together,
+                               batch_size, rng)
+        for per_run in counts.T.tolist():
+            parts = []
+            for run, count in zip(runs, per_run, strict=True):
+                if count:
+                    head = run[1]
+                    parts.append(run[0].slice(head, count))
+                    run[1] = head + count
+            yield _place(parts, placement)
+        runs[:] = [run for run in runs if run[1] < run[0].num_rows]
+        batches -= together
+
+
+def _batch_counts(left: list[int], batches: int, batch_size: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """How many rows each of ``batches`` successive batches of ``batch_size`` rows, drawn
+    uniformly without replacement from runs with ``left`` rows each, takes from each run:
+    a (runs, batches) array.
+
+    Drawn run by run rather than batch by batch (the same distribution, a few numpy calls
+    per block instead of one per batch): the rows all the batches take from a run are
+    hypergeometric given what the runs after it hold, and where they fall among the batches'
+    places still free is a uniform choice of places, multivariate hypergeometric over them.
+    """
+    counts = np.zeros((len(left), batches), dtype=np.int64)
+    free = np.full(batches, batch_size, dtype=np.int64)  # places each batch has left
+    wanted = batches * batch_size
+    later = sum(left)
+    for i, held in enumerate(left[:-1]):
+        later -= held
+        if not wanted:
+            break
+        taken = wanted if not later else int(rng.hypergeometric(held, later, wanted)) \
+            if held else 0
+        if taken:
+            counts[i] = rng.multivariate_hypergeometric(free, taken)
+            free -= counts[i]
+            wanted -= taken
+    counts[-1] += free  # the last run fills every place left
     return counts
 
 

@@ -128,6 +128,10 @@ def arrow_batch_to_tensors(batch: pa.Table, *, dtypes: Any = None, owned: bool =
     """A dict of CPU tensors, one per column of ``batch`` (see the module docstring)."""
     torch = import_torch()
     pin = pin_memory and torch.cuda.is_available()  # pinning needs an accelerator
+    if owned and dtypes is None and not pin:
+        tensors = _owned_number_tensors(torch, batch)
+        if tensors is not None:
+            return tensors
 
     def convert(name: str) -> Any:
         values, private = column_to_numpy(batch.column(name), owned)
@@ -139,6 +143,21 @@ def arrow_batch_to_tensors(batch: pa.Table, *, dtypes: Any = None, owned: bool =
             and batch.nbytes >= _PARALLEL_COPY_BYTES:
         return dict(zip(names, threadpool.map(convert, names), strict=True))
     return {name: convert(name) for name in names}
+
+
+def _owned_number_tensors(torch: Any, batch: pa.Table) -> dict[str, Any] | None:
+    """Tensors over the memory of a batch that owns it, when every column is one chunk of
+    numbers without nulls (a shuffled batch, typically); else None. What the general path
+    does, in fewer steps: it runs once per batch on the thread that feeds the loop."""
+    tensors = {}
+    for name, column in zip(batch.column_names, batch.columns, strict=True):
+        if column.num_chunks != 1:
+            return None
+        view = number_view(column.chunk(0))
+        if view is None or not view.flags.writeable:
+            return None
+        tensors[name] = torch.from_numpy(view)
+    return tensors
 
 
 def numpy_batch_to_tensors(batch: Mapping[str, np.ndarray], dtypes: Any = None) -> \

@@ -116,6 +116,43 @@ def test_a_huge_block_is_drawn_from_as_a_whole() -> None:
     assert batches[-1].num_rows == 100
 
 
+def test_batch_counts_are_those_of_successive_uniform_draws() -> None:
+    # Counts for a block's batches drawn run by run must match drawing batch after batch
+    # without replacement: every batch takes batch_size rows, no run gives more than it
+    # holds, each batch's share of a run is hypergeometric, and the batches' shares are
+    # negatively correlated (draws with replacement would give the total 3x the variance).
+    left, batches, size = [30, 50, 20], 10, 7
+    rng = np.random.default_rng(11)
+    samples = np.stack([local_shuffle._batch_counts(left, batches, size, rng)
+                        for _ in range(4000)])
+    assert samples.shape == (4000, 3, batches)
+    assert (samples.sum(axis=1) == size).all()
+    assert (samples.sum(axis=2) <= np.array(left)).all() and (samples >= 0).all()
+    first_run = samples[:, 0, :]
+    mean, var = size * 0.3, size * 0.3 * 0.7 * (100 - size) / 99  # HG(30 of 100, 7)
+    assert np.allclose(first_run.mean(axis=0), mean, atol=0.12)
+    assert np.allclose(first_run.var(axis=0), var, rtol=0.15)
+    n = batches * size  # all of them: HG(30 of 100, 70)
+    assert abs(first_run.sum(axis=1).var() - n * 0.3 * 0.7 * (100 - n) / 99) < 0.8
+    assert local_shuffle._batch_counts([12], 3, 4, rng).tolist() == [[4, 4, 4]]
+
+
+def test_a_huge_block_in_small_batches_draws_its_counts_a_bounded_number_at_a_time(
+        monkeypatch) -> None:
+    monkeypatch.setattr(local_shuffle, "_COUNTED_TOGETHER", 7)
+    drawn = []
+    counts = local_shuffle._batch_counts
+
+    def recording(left, batches, batch_size, rng):
+        drawn.append(batches)
+        return counts(left, batches, batch_size, rng)
+
+    monkeypatch.setattr(local_shuffle, "_batch_counts", recording)
+    out = list(shuffled_batches(iter(blocks(1000)), 10, 50, np.random.default_rng(0)))
+    assert sorted(ids(out)) == list(range(1000)) and max(drawn) == 7
+    assert all(batch.num_rows == 10 for batch in out)
+
+
 def test_permute_block_follows_its_entropy_and_the_blocks_contents() -> None:
     block = pa.table({"id": np.arange(1000), "x": np.arange(1000) * 0.5})
     first = local_shuffle.permute_block(block, 7).column("id").to_pylist()
