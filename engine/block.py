@@ -519,6 +519,7 @@ def rebatch(blocks: collections.abc.Iterable[pa.Table],
         for block in blocks:
             if block.num_rows:
                 yield block
+            del block  # not held while the next block is made
         return
     buffer: list[pa.Table] = []
     buffered = 0
@@ -532,5 +533,6 @@ def rebatch(blocks: collections.abc.Iterable[pa.Table],
             if buffered == batch_size:
                 yield buffer[0] if len(buffer) == 1 else concat_tables(buffer)
                 buffer, buffered = [], 0
+        del block  # held by ``buffer``'s slices only, if at all
     if buffered:
         yield buffer[0] if len(buffer) == 1 else concat_tables(buffer)

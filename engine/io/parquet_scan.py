@@ -72,7 +72,9 @@ class ParquetScan:
                                                      row_groups=[rg], columns=columns,
                                                      **self.scan_kwargs):
                             table = self._finish(pa.Table.from_batches([batch]), piece.file)
+                            del batch  # neither held while the next batch is decoded
                             yield from out.add(table)
+                            del table
             except Exception as exc:
                 raise wrap_read_error(exc, display, where) from exc
         yield from out.finish()

@@ -144,11 +144,13 @@ class BatchStep(_UdfMixin, Step):
             if not self.zero_copy_batch:
                 batch = _writable(batch)
             out = fn(batch, *self.fn_args, **self.fn_kwargs)
+            del table, batch  # neither held while the next block is read
             if isinstance(out, Iterator):
                 for item in out:
                     yield batch_to_table(item, what)
             else:
                 yield batch_to_table(out, what)
+            del out
 
     def _batch_of(self, table: pa.Table) -> Any:
         batch = table_to_batch(table, self.batch_format)
@@ -332,6 +334,7 @@ class MapTransformer:
                 continue
             pending.append(table)
             pending_bytes += table.nbytes
+            del table  # held by ``pending`` only, which lets go once it is yielded
             if pending_bytes >= self.target_min_block_size:
                 yield from self._coalesced(pending)
                 pending, pending_bytes, emitted = [], 0, True

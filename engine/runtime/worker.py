@@ -303,6 +303,7 @@ class Worker:
         try:
             for item in items:
                 self._emit(key, attempt, index, item)
+                del item  # written: not held while the task makes its next block
                 index += 1
                 self.credits[key] -= 1
                 self._drain_control(0)
