@@ -69,6 +69,7 @@ def _timed_blocks(refs: Iterator[Any], stats: IterStats,
         table = ref.get()
         stats.get.add(time.perf_counter() - got)
         yield table
+        del table  # not held while the execution makes the next block
 
 
 def iter_batches(refs: Iterator[Any], *, batch_size: int | None, batch_format: str | None,

@@ -148,6 +148,7 @@ class BatchStep(_UdfMixin, Step):
             if isinstance(out, Iterator):
                 for item in out:
                     yield batch_to_table(item, what)
+                    del item
             else:
                 yield batch_to_table(out, what)
             del out

@@ -64,11 +64,18 @@ def drain_tracking(outputs: Iterator[Any], made: list[weakref.ref[pa.Table]]) ->
     return rows
 
 
+def doubled_halves(batch: pa.Table) -> Iterator[pa.Table]:
+    half = batch.num_rows // 2
+    yield doubled(batch.slice(0, half))
+    yield doubled(batch.slice(half))
+
+
 @pytest.mark.parametrize("batch_size", [None, ROWS])
-def test_a_map_task_holds_no_block_while_it_makes_the_next(batch_size) -> None:
+@pytest.mark.parametrize("udf", [doubled, doubled_halves])
+def test_a_map_task_holds_no_block_while_it_makes_the_next(batch_size, udf) -> None:
     blocks = CheckedBlocks(count=5)
     transformer = MapTransformer(
-        [BatchStep(doubled, batch_size, "pyarrow", zero_copy_batch=True, fn_args=(),
+        [BatchStep(udf, batch_size, "pyarrow", zero_copy_batch=True, fn_args=(),
                    fn_kwargs={})],
         target_max_block_size=1 << 30, target_min_block_size=1)
     assert drain_tracking(transformer(blocks), blocks.made) == 5 * ROWS
