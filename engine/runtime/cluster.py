@@ -124,6 +124,9 @@ class _Worker:
     retiring: bool = False  # an extra worker sent home: do not replace it
     authenticated: bool = False  # it sent the session's secret; until then, read nothing
     in_driver: bool = False  # the driver lane (a thread of this process, not a worker)
+    # It said READY before the zygote's reply that forked it came: it gets work only once
+    # that reply does (a worker whose fork failed is sent home, and must not have run any).
+    ready_unconfirmed: bool = False
 
 
 @dataclass
@@ -771,6 +774,9 @@ class LocalCluster:
         worker.pid = pid
         worker.pidfd = pidfd
         self._by_fd[pidfd] = wid
+        if worker.ready_unconfirmed:
+            worker.ready_unconfirmed = False
+            self._on_ready(worker)
 
     def _send(self, wid: str, *frames: bytes) -> bool:
         try:
@@ -884,23 +890,30 @@ class LocalCluster:
         elif kind == p.SYSTEM_ERROR:
             self._on_system_error(worker, header)
         elif kind == p.READY:
-            worker.ready = True
-            if worker.in_driver:  # takes only local_ok tasks (see _dispatch_to_lane)
+            if not worker.pid:  # not forked as far as we know yet (see _on_forked)
+                worker.ready_unconfirmed = True
                 return
-            if worker.actor_id is None:
-                self._idle.append(worker.worker_id)
-            else:
-                actor = self._actors.get(worker.actor_id)
-                if actor is None or actor.dead or actor.worker != worker.worker_id:
-                    self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
-                    return
-                self._send(worker.worker_id, p.encode_header(p.ACTOR_INIT), actor.init_bytes)
-                worker.ready = False  # until the constructor ran
+            self._on_ready(worker)
         elif kind == p.ACTOR_READY:
             worker.ready = True
             actor = self._actors.get(worker.actor_id)  # type: ignore[arg-type]
             if actor is not None:
                 actor.handle.ready.set()
+
+    def _on_ready(self, worker: _Worker) -> None:
+        """A started worker (whose fork was confirmed) takes work, or its actor."""
+        worker.ready = True
+        if worker.in_driver:  # takes only local_ok tasks (see _dispatch_to_lane)
+            return
+        if worker.actor_id is None:
+            self._idle.append(worker.worker_id)
+        else:
+            actor = self._actors.get(worker.actor_id)
+            if actor is None or actor.dead or actor.worker != worker.worker_id:
+                self._send(worker.worker_id, p.encode_header(p.SHUTDOWN))
+                return
+            self._send(worker.worker_id, p.encode_header(p.ACTOR_INIT), actor.init_bytes)
+            worker.ready = False  # until the constructor ran
 
     def _task_of(self, worker: _Worker, key: int, attempt: int) -> _Task | None:
         task = self._tasks.get(key)

@@ -292,6 +292,10 @@ def test_worker_forked_by_a_zygote_that_died_before_replying_is_sent_home(cluste
     def fork_then_lose_the_reply(request):
         orphans.append(real_fork(request))  # the worker starts under this id...
         zygote.fork = real_fork
+        # ...and says READY before the driver hears how its fork went (it must get no
+        # work: the actor would run there, then lose its state when the worker is sent home)
+        worker = cluster._workers[request["worker_id"]]
+        rt.wait_until(lambda: worker.ready_unconfirmed, what="the orphan's READY")
         raise RuntimeError("the engine's zygote exited")  # ...but the driver never hears
 
     zygote.fork = fork_then_lose_the_reply
