@@ -174,15 +174,19 @@ def row_indices(rows: np.ndarray) -> pa.Array:
     return indices
 
 
+# ``take`` through its function object: the ``pc.take`` wrapper rebuilds its options on
+# every call (a shuffled iterator calls it once per batch).
+_TAKE = pc.get_function("take")
+_TAKE_UNCHECKED = pc.TakeOptions(boundscheck=False)
+
+
 def take_rows(table: pa.Table, rows: np.ndarray | pa.Array) -> pa.Table:
     """``table``'s rows at ``rows`` (valid by construction: no bounds check), gathered from
-    single-chunk columns: a take over many chunks locates each row's chunk, which costs
-    more than joining the chunks first."""
-    if any(c.num_chunks > 1 for c in table.columns):
-        table = table.combine_chunks()
+    its chunks as they are: on pyarrow 25 a take over 2 to 4,000 chunks costs the same as
+    or less than one over their joined copy, so joining them first only adds a copy."""
     if isinstance(rows, np.ndarray):
         rows = row_indices(rows)
-    return pc.take(table, rows, boundscheck=False)  # type: ignore[no-any-return]
+    return _TAKE.call([table, rows], _TAKE_UNCHECKED)  # type: ignore[no-any-return]
 
 
 def python_scalar(value: Any) -> pa.Scalar:

@@ -206,12 +206,14 @@ class _Wake:
     """When the background thread wakes a consumer that waits for batches: once a batch is
     ready and the consumer has waited ``_WAKE_AFTER_S`` (at once for a slower producer),
     before the producer itself waits (for room, for the execution) and at the end; not
-    for every batch, which costs both threads a switch per batch."""
+    for every batch, which costs both threads a switch per batch. The consumer wakes the
+    producer only when it waits for room."""
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
         self.waiting_since = 0.0  # when the consumer began to wait; 0: it does not
         self.pending = False  # batches are ready that the waiting consumer was not told of
+        self.producer_waits = False  # the producer waits for room
 
     def added(self, room: bool) -> None:
         """A batch was added (called holding ``changed``); ``room``: more may follow."""
@@ -248,16 +250,14 @@ def _background(source: Iterator[tuple[Any, int]], depth: int,
         return len(ready) < depth or (held[0] < _LOOKAHEAD_BYTES and
                                       len(ready) < _LOOKAHEAD_MAX_BATCHES)
 
-    producer_waits = [False]  # the consumer wakes the producer only when it waits for room
-
     def run() -> None:
         try:
             for item, size in source:
                 with changed:
                     while not has_room() and not stop.is_set():
-                        producer_waits[0] = True
+                        wake.producer_waits = True
                         changed.wait(0.1)
-                    producer_waits[0] = False
+                    wake.producer_waits = False
                     if stop.is_set():
                         break
                     ready.append((item, size))
@@ -287,7 +287,7 @@ def _background(source: Iterator[tuple[Any, int]], depth: int,
                     break
                 item, size = ready.popleft()
                 held[0] -= size
-                if producer_waits[0]:
+                if wake.producer_waits:
                     changed.notify_all()
             yield item
         if failure:

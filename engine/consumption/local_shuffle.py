@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.block import concat_tables, row_indices, take_rows
 
@@ -92,17 +91,10 @@ def shuffled_batches(tables: Iterator[pa.Table], batch_size: int, buffer_size: i
                      row_indices(rng.permutation(buffered)))
 
 
-# ``take`` through its function object: the ``pc.take`` wrapper rebuilds its options on
-# every call, once per batch here.
-_TAKE = pc.get_function("take")
-_TAKE_UNCHECKED = pc.TakeOptions(boundscheck=False)
-
-
 def _place(parts: list[pa.Table], placement: pa.Array) -> pa.Table:
     """The rows of ``parts`` as one table of fresh memory, in the order ``placement``
     gives them."""
-    table = parts[0] if len(parts) == 1 else concat_tables(parts)
-    return _TAKE.call([table, placement], _TAKE_UNCHECKED)  # type: ignore[no-any-return]
+    return take_rows(parts[0] if len(parts) == 1 else concat_tables(parts), placement)
 
 
 # Batches whose counts are drawn together (bounds the counts array of a huge block drawn

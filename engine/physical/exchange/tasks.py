@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 from engine.block import (
     concat_tables,
     number_array,
-    row_indices,
     split_by_size,
     take_rows,
     to_numpy,
@@ -236,9 +235,7 @@ class ShuffleReduce:
         if table is None:
             return
         order = task_seed(self.seed, index, 1).permutation(table.num_rows)
-        # A random gather over the pieces' chunks as they are (joining them first would
-        # only add a copy); the permutation's indices are valid by construction.
-        shuffled = pc.take(table, row_indices(order), boundscheck=False)
+        shuffled = take_rows(table, order)  # over the pieces' chunks as they are
         yield from _shaped(shuffled, self.max_block_bytes)
 
 
