@@ -129,6 +129,12 @@ class DataContext:
         broadcast_join_threshold_bytes: A join side made of existing blocks totalling at
             most this is broadcast to tasks over the other side instead of shuffling both;
             0 turns broadcasting off.
+        reads_in_driver: When this process iterates a dataset (``iter_batches``,
+            ``iter_torch_batches``, ``iter_rows``) whose every task is the engine's own
+            code (a read of a built-in format, column pruning, the local shuffle's
+            permutation), run those tasks on threads of this process: their blocks reach
+            the iterator without a trip through shared memory. ``False``: on the worker
+            processes, as every other task.
     """
 
     target_max_block_size: int | None = DEFAULT_TARGET_MAX_BLOCK_SIZE
@@ -161,6 +167,7 @@ class DataContext:
     shuffle_strategy: str = "hash_shuffle"
     default_hash_shuffle_parallelism: int = 200
     broadcast_join_threshold_bytes: int = 32 * MiB
+    reads_in_driver: bool = True
     _execution_idx: int = 0  # executions started; reseeds RandomSeedConfig per execution
     extra: dict[str, Any] = field(default_factory=dict)
 

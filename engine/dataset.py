@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from engine.grouped_data import GroupedData
     from engine.join_args import JoinType
     from engine.physical.executor import StreamingExecutor
+    from engine.runtime.interfaces import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -474,16 +475,21 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
         return optimize(self._plan, ctx.disabled_rules)
 
     def _executor(self, plan: LogicalPlan | None = None, *, keep_outputs: bool = False,
-                  preserve_order: bool = False) -> StreamingExecutor:
+                  preserve_order: bool = False, in_driver: bool = False) -> StreamingExecutor:
+        """A fresh execution; ``in_driver``: this process consumes its blocks itself (so
+        tasks without user code may run on its threads, ``DataContext.reads_in_driver``)."""
         from engine.physical.executor import StreamingExecutor
+        from engine.physical.planner import engine_tasks_only
         from engine.physical.planner import plan as physical_plan
 
         ctx = run_ctx = DataContext.get_current()
-        cluster = session.get_cluster()
+        cluster: Runtime = session.get_cluster()
         if preserve_order and not ctx.execution_options.preserve_order:
             run_ctx = ctx.copy()
             run_ctx.execution_options.preserve_order = True
         ops = physical_plan(plan or self._optimized(), cluster, run_ctx)
+        if in_driver and ctx.reads_in_driver and engine_tasks_only(ops):
+            cluster = session.driver_tasks() or cluster
         ctx._execution_idx += 1  # reseeds RandomSeedConfig(reseed_after_execution=True)
         executor = StreamingExecutor(cluster, run_ctx, ops, resources=session.resource_manager(),
                                      keep_outputs=keep_outputs)
@@ -512,10 +518,11 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
 
     # =============================================================== consumption
     def _block_refs(self) -> Iterator[Any]:
-        return (r for r in self.iter_internal_refs() if is_block(r))
+        return (r for r in self._executor(in_driver=True).iter_output() if is_block(r))
 
     def _ordered_block_refs(self) -> Iterator[Any]:
-        return (r for r in self._executor(preserve_order=True).iter_output() if is_block(r))
+        return (r for r in self._executor(preserve_order=True, in_driver=True).iter_output()
+                if is_block(r))
 
     def _permuted_block_refs(self, entropy: Any, ordered: bool) -> Iterator[Any] | None:
         # The workers permute each block as they make it (fused into the read or the last

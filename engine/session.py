@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.physical.resource_manager import ResourceManager
+    from engine.runtime.driver_tasks import DriverTasks
     from engine.runtime.interfaces import Runtime
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def _worker_preload() -> tuple[str, ...]:
 _lock = threading.RLock()
 _cluster: Runtime | None = None
 _resources: ResourceManager | None = None
+_driver_tasks: DriverTasks | None = None
 _zygote: Any = None
 
 
@@ -204,6 +206,23 @@ def resource_manager() -> ResourceManager:
         return _resources
 
 
+def driver_tasks() -> DriverTasks | None:
+    """The running embedded cluster wrapped to run the engine's own tasks on this
+    process's threads (see ``engine.runtime.driver_tasks``); ``None`` on a Ray cluster."""
+    global _driver_tasks
+    cluster = get_cluster()
+    from engine.runtime.cluster import LocalCluster
+
+    if not isinstance(cluster, LocalCluster):
+        return None
+    with _lock:
+        if _driver_tasks is None or _driver_tasks.runtime is not cluster:
+            from engine.runtime.driver_tasks import DriverTasks
+
+            _driver_tasks = DriverTasks(cluster)
+        return _driver_tasks
+
+
 def is_initialized() -> bool:
     """Whether the embedded cluster is running (``ray.is_initialized()``)."""
     return _cluster is not None
@@ -211,11 +230,11 @@ def is_initialized() -> bool:
 
 def shutdown() -> None:
     """Stop the cluster: workers, actors, zygote; remove the block store."""
-    global _cluster, _zygote, _resources
+    global _cluster, _zygote, _resources, _driver_tasks
     with _lock:
         cluster, _cluster = _cluster, None
         zygote, _zygote = _zygote, None
-        _resources = None
+        _resources = _driver_tasks = None
     if cluster is not None:
         cluster.shutdown()
     if zygote is not None:

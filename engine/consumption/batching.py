@@ -35,11 +35,20 @@ Collate = Callable[[Any, bool], Any]  # (batch, owned) -> what the consumer gets
 def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: bool,
                  local_shuffle_buffer_size: int | None,
                  rng: np.random.Generator | None = None, *,
-                 permuted: bool = False) -> Iterator[tuple[pa.Table, bool]]:
+                 permuted: bool = False,
+                 exclusive: Callable[[], bool] | None = None) -> Iterator[tuple[pa.Table, bool]]:
     """Blocks in, ``(table, owned)`` out: tables of exactly ``batch_size`` rows (the last
     one short unless ``drop_last``). ``permuted``: the blocks of a shuffled pass come in
-    random order already (see ``engine.consumption.local_shuffle``)."""
+    random order already (see ``engine.consumption.local_shuffle``). ``exclusive``: whether
+    every block taken from ``blocks`` so far is this pass's alone (then the slices of them
+    an unshuffled pass yields are owned too)."""
     owned = bool(local_shuffle_buffer_size)
+    if not owned and exclusive is not None:
+        for table in rebatch(blocks, batch_size):
+            if drop_last and batch_size is not None and table.num_rows < batch_size:
+                return
+            yield table, exclusive()
+        return
     if local_shuffle_buffer_size:
         stream = shuffled_batches(blocks, batch_size or 256, local_shuffle_buffer_size,
                                   rng if rng is not None else np.random.default_rng(),
@@ -52,10 +61,23 @@ def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: 
         yield table, owned
 
 
+class _Exclusive:
+    """Whether every block a pass has read so far was its alone to modify (see
+    ``BlockRef.exclusive``)."""
+
+    def __init__(self) -> None:
+        self.so_far = True
+
+    def __call__(self) -> bool:
+        return self.so_far
+
+
 def _timed_blocks(refs: Iterator[Any], stats: IterStats,
-                  before_wait: Callable[[], None] | None = None) -> Iterator[pa.Table]:
+                  before_wait: Callable[[], None] | None = None,
+                  exclusive: _Exclusive | None = None) -> Iterator[pa.Table]:
     """The tables behind ``refs``; waiting for the execution and mapping timed apart.
-    ``before_wait`` runs before each wait for the execution."""
+    ``before_wait`` runs before each wait for the execution; ``exclusive`` learns whether
+    each block is the pass's alone."""
     while True:
         if before_wait is not None:
             before_wait()
@@ -66,6 +88,8 @@ def _timed_blocks(refs: Iterator[Any], stats: IterStats,
             return
         got = time.perf_counter()
         stats.wait.add(got - started)
+        if exclusive is not None and not getattr(ref, "exclusive", False):
+            exclusive.so_far = False
         table = ref.get()
         stats.get.add(time.perf_counter() - got)
         yield table
@@ -117,9 +141,11 @@ def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_bat
 
     def produce() -> Iterator[tuple[Any, int]]:
         """(batch, bytes of its table)"""
-        blocks = _timed_blocks(source, stats, wake.flush)
+        exclusive = _Exclusive()
+        blocks = _timed_blocks(source, stats, wake.flush, exclusive)
         batches = batch_tables(blocks, batch_size, drop_last, local_shuffle_buffer_size, rng,
-                               permuted=permuted)
+                               permuted=permuted, exclusive=exclusive)
+        fresh = bool(local_shuffle_buffer_size)  # every batch gathered into its own memory
         clock = time.perf_counter
         while True:
             started = clock()
@@ -142,9 +168,9 @@ def _batches(refs: Iterator[Any], fmt: str, batch_size: int | None, prefetch_bat
             if finalize_fn is not None:
                 batch = finalize_fn(batch)
                 stats.finalize.add(clock() - collated)
-            # An owned table's buffers are its own, so their total is its size (``nbytes``,
-            # which handles buffers shared with other tables, costs 50x more per batch).
-            yield batch, table.get_total_buffer_size() if owned else table.nbytes
+            # A freshly gathered table's buffers are its own, so their total is its size
+            # (``nbytes``, which handles buffers shared with other tables, costs 50x more).
+            yield batch, table.get_total_buffer_size() if fresh else table.nbytes
 
     def close_source() -> None:
         close = getattr(refs, "close", None)

@@ -258,6 +258,16 @@ def _holds_no_user_code(op: lo.LogicalOperator) -> bool:
     return isinstance(op, lo.PruneColumns)
 
 
+def engine_tasks_only(ops: list[PhysicalOperator]) -> bool:
+    """Whether every task of the physical plan ``ops`` is the engine's own code and no
+    operator keeps blocks: an execution the driver may run on its own threads when it
+    consumes the output itself (see ``engine.runtime.driver_tasks``)."""
+    tasks = [op for op in ops if isinstance(op, MapOperator)]
+    return bool(tasks) and all(
+        isinstance(op, (InputDataOperator, LimitOperator, UnionOperator)) or
+        (isinstance(op, TaskPoolMapOperator) and op.local_ok) for op in ops)
+
+
 # Steps whose work per block is a few Arrow kernels: a task's fixed cost (messages, a
 # round trip) can outweigh it, so blocks that already exist are handed out a few at a time.
 _VECTORIZED = (lo.Filter, lo.Project, lo.PruneColumns, lo.PartialAggregate)

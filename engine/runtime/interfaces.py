@@ -63,6 +63,12 @@ class BlockRef(ABC):
     def get(self) -> pa.Table:
         """Read the block (zero-copy where the backend allows)."""
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether the table :meth:`get` returns is the reader's alone: no other reader
+        shares its memory, so views of it may be handed out writable."""
+        return False
+
 
 @dataclass(eq=False)  # exceptions compare (and hash) by identity
 class RemoteError(EngineError):

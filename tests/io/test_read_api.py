@@ -342,6 +342,7 @@ def _sorted_wide(root, n_files=2, rows=4000):
 
 
 def test_select_and_filter_push_into_the_parquet_read(tmp_path, fresh_context):
+    fresh_context.reads_in_driver = False  # the tasks' reads, told apart from the footers
     frame = _sorted_wide(tmp_path / "d")
     log = str(tmp_path / "reads.log")
 
@@ -370,7 +371,8 @@ def test_select_and_filter_push_into_the_parquet_read(tmp_path, fresh_context):
     assert sum(n for _, n in pushed) * 8 < sum(n for _, n in unpushed)
 
 
-def test_aggregates_and_expressions_read_only_their_columns(tmp_path):
+def test_aggregates_and_expressions_read_only_their_columns(tmp_path, fresh_context):
+    fresh_context.reads_in_driver = False  # the tasks' reads, told apart from the footers
     frame = _sorted_wide(tmp_path / "d")
     log = str(tmp_path / "reads.log")
     ds = ed.read_parquet(str(tmp_path / "d"), filesystem=LoggingFileSystem(log))

@@ -40,9 +40,10 @@ from engine.runtime.ray_backend.connect import check_reachable, engine_runtime_e
 from engine.runtime.ray_backend.errors import from_ray_error
 from engine.runtime.ray_backend.handles import RayActorHandle, RayTaskHandle
 from engine.runtime.ray_backend.handles_client import RayClientTaskHandle
-from engine.runtime.ray_backend.refs import RayBlockRef, StoreAccount
+from engine.runtime.ray_backend.refs import RayBlockRef
 from engine.runtime.ray_backend.spilled import SpilledBytes
 from engine.runtime.serialization import dumps_code
+from engine.runtime.store_account import StoreAccount
 
 logger = logging.getLogger(__name__)
 

@@ -9,31 +9,12 @@ it to a zero-copy table from its node's object store.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pyarrow as pa
 
 from engine.runtime.interfaces import BlockRef
-
-
-class StoreAccount:
-    """Bytes of blocks held by live references of this driver, and their peak."""
-
-    def __init__(self, budget_bytes: int) -> None:
-        self.budget_bytes = budget_bytes
-        self.used_bytes = 0
-        self.peak_bytes = 0
-        self._lock = threading.Lock()
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.used_bytes += n
-            self.peak_bytes = max(self.peak_bytes, self.used_bytes)
-
-    def remove(self, n: int) -> None:
-        with self._lock:
-            self.used_bytes -= n
+from engine.runtime.store_account import StoreAccount
 
 
 class BlockArg:
