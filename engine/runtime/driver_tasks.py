@@ -10,9 +10,10 @@ blocks stay on the driver's heap as :class:`HeapBlockRef` and go straight to the
 The work itself (Arrow's decoding, takes) runs without the GIL, so the threads use every
 core, as a worker per core would.
 
-Everything else goes to the wrapped cluster, which the executor then never needs: no
-message, no store block. A task's credits bound how far it runs ahead of the consumer, as on
-a worker. The bytes of live heap blocks count in :meth:`DriverTasks.store_usage`, so an
+Everything else (tasks with user code, actors, resources, spilling) goes to the wrapped
+cluster. A task's credits bound how far it runs ahead of the consumer, as on a worker; its
+errors come back as a worker reports them (:class:`RemoteError`, the engine's frames
+trimmed). The bytes of live heap blocks count in :meth:`DriverTasks.store_usage`, so an
 execution's memory budget holds as it does for stored blocks.
 """
 
@@ -43,7 +44,7 @@ from engine.runtime.worker import trimmed_traceback
 
 
 class HeapBlockRef(BlockRef):
-    """A block a driver task made, held on the driver's heap (nothing else reads it).
+    """A block a driver task made, held on the driver's heap (no other process reads it).
 
     Pickled (handed to a worker's task after all) it is stored first, and travels as the
     stored block's location."""
