@@ -525,8 +525,8 @@ class Dataset(DatasetWrites, BatchIterable, DatasetInfo):
                 if is_block(r))
 
     def _permuted_block_refs(self, entropy: Any, ordered: bool) -> Iterator[Any] | None:
-        # The workers permute each block as they make it (fused into the read or the last
-        # map, or a pass over kept blocks): the consumer's shuffle then only draws from
+        # The tasks that make each block permute it (fused into the read or the last map,
+        # or a pass over kept blocks): the consumer's shuffle then only draws from
         # permuted runs. Not after an actor pool, a GPU map or an all-to-all step: a task
         # stage of its own there would compete for their slots; the consumer permutes.
         from engine.consumption.local_shuffle import permute_block

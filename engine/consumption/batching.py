@@ -43,12 +43,6 @@ def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: 
     every block taken from ``blocks`` so far is this pass's alone (then the slices of them
     an unshuffled pass yields are owned too)."""
     owned = bool(local_shuffle_buffer_size)
-    if not owned and exclusive is not None:
-        for table in rebatch(blocks, batch_size):
-            if drop_last and batch_size is not None and table.num_rows < batch_size:
-                return
-            yield table, exclusive()
-        return
     if local_shuffle_buffer_size:
         stream = shuffled_batches(blocks, batch_size or 256, local_shuffle_buffer_size,
                                   rng if rng is not None else np.random.default_rng(),
@@ -58,7 +52,7 @@ def batch_tables(blocks: Iterator[pa.Table], batch_size: int | None, drop_last: 
     for table in stream:
         if drop_last and batch_size is not None and table.num_rows < batch_size:
             return
-        yield table, owned
+        yield table, owned or (exclusive is not None and exclusive())
 
 
 class _Exclusive:
