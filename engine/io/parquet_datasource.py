@@ -20,7 +20,8 @@ Output columns: the unified data columns, then partition keys (strings unless
 
 ``arrow_parquet_args`` (Ray's ``**arrow_parquet_args``) may hold ``filter`` (an
 expression, pushed down like a predicate), ``schema`` (the schema to read files as, instead
-of unifying theirs), ``batch_size`` (rows per read batch), ``use_threads``,
+of unifying theirs), ``batch_size`` (rows per read batch), ``use_threads`` (default
+``False``: a task per core decodes on its own thread),
 ``use_pandas_metadata``, and the options of ``pyarrow.parquet.ParquetFile``
 (``buffer_size``, ``pre_buffer``, ``read_dictionary``, ``decryption_properties``, ...).
 Anything else raises ``TypeError``.
@@ -100,7 +101,11 @@ class ParquetDatasource(FileBasedDatasource):
         self._explicit_schema: pa.Schema | None = args.pop("schema", None)
         self._batch_size: int | None = args.pop("batch_size", None)
         self._file_kwargs = {k: args.pop(k) for k in list(args) if k in _FILE_ARGS}
-        self._scan_kwargs = {k: args.pop(k) for k in list(args) if k in _SCAN_ARGS}
+        # Each read task decodes its columns on its own thread unless told otherwise: the
+        # engine already runs a task per core, so Arrow's pool would only add a hand-off
+        # per batch (and, in the driver, two threads touching every fresh buffer).
+        self._scan_kwargs = {"use_threads": False,
+                             **{k: args.pop(k) for k in list(args) if k in _SCAN_ARGS}}
         if args:
             raise TypeError(f"unsupported arrow_parquet_args {sorted(args)}")
         super().__init__(paths, **file_kwargs)

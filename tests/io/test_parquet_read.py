@@ -340,3 +340,22 @@ def test_predicates_that_do_not_fit_the_columns_fail_at_planning(tmp_path):
         ds.apply_predicate(pc.field("year") == 2023).get_read_tasks(1)  # year is a string
     with pytest.raises(TypeError, match="bool"):
         ds.apply_predicate(pc.field("id") + 1).schema()
+
+
+def test_a_read_task_decodes_on_its_own_thread_unless_told_otherwise(tmp_path, read_all,
+                                                                    monkeypatch):
+    _write(str(tmp_path / "a.parquet"), _table(0, 100), row_group_size=10)
+    seen = []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def recording(self, *args, **kwargs):
+        seen.append(kwargs.get("use_threads"))
+        return iter_batches(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", recording)
+    assert read_all(ParquetDatasource(str(tmp_path))).num_rows == 100
+    assert seen and set(seen) == {False}  # a task per core already: no pool hand-off
+    seen.clear()
+    threaded = ParquetDatasource(str(tmp_path), arrow_parquet_args={"use_threads": True})
+    assert read_all(threaded).num_rows == 100
+    assert seen and set(seen) == {True}
