@@ -201,6 +201,7 @@ class LocalCluster:
                 "directory (the engine never falls back to an unauthenticated TCP socket)")
         self._secret = secrets.token_bytes(32)  # shown by each worker in its first message
         self._zygote = zygote or Zygote()
+        self._workers_wanted = False  # a task, actor or wait_ready() asked for a worker
         use_on_demand_pool_in_driver()  # the driver lane reads here: see allocator
         self._ctx = zmq.Context()
         self._router = self._ctx.socket(zmq.ROUTER)
@@ -294,6 +295,7 @@ class LocalCluster:
         actor_env = dict(env or {})
         if gpus:
             actor_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
+        self._want_workers()
         actor_id = f"a{next(self._worker_ids)}"
         handle = ActorHandle(actor_id, self)
         state = _Actor(actor_id, dumps_code((cls, args, kwargs or {})), handle,
@@ -376,9 +378,25 @@ class LocalCluster:
             except Exception:  # a listener's bug must not break the runtime's thread
                 logger.exception("a failure listener raised")
 
+    def driver_busy(self, busy: bool) -> None:
+        """This process's own threads are (``busy``) or are no longer running engine tasks
+        that need no worker (``engine.runtime.driver_tasks``): while nothing has asked for a
+        worker yet, a zygote still importing waits meanwhile (within a bound, see
+        ``Zygote.pause``), so its start takes no CPU from them."""
+        if busy and not self._workers_wanted:
+            self._zygote.pause()
+        elif not busy:
+            self._zygote.resume()
+
+    def _want_workers(self) -> None:
+        if not self._workers_wanted:
+            self._workers_wanted = True
+            self._zygote.resume()
+
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until every task worker has started (forked, connected, said READY);
         return whether they all did within ``timeout`` seconds."""
+        self._want_workers()
         deadline = time.monotonic() + timeout
         while True:
             workers = list(self._workers.values())
@@ -475,6 +493,7 @@ class LocalCluster:
             raise self._failed
         if self._stopping:
             raise RuntimeError("the cluster is shut down")
+        self._want_workers()
         digest, fn_bytes = self._pickle_fn(fn)
         args_bytes = cloudpickle.dumps(tuple(args), protocol=pickle.HIGHEST_PROTOCOL)
         key = next(self._keys)

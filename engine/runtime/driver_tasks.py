@@ -144,6 +144,8 @@ class DriverTasks:
         self.num_gpus = runtime.num_gpus
         self.heap = StoreAccount()
         self._keys = itertools.count(1)
+        self._running = 0  # tasks on this process's threads now
+        self._running_lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), *, name: str = "",
                max_retries: int = 3, credits: int | None = None,
@@ -156,12 +158,30 @@ class DriverTasks:
                                        credits=credits, notify=notify)
         handle = DriverTaskHandle(next(self._keys), name or "task", notify,
                                   max(1, credits or 2))
+        self._count_running(+1)
         threading.Thread(target=self._run, args=(handle, fn, args), daemon=True,
                          name=f"engine-driver-task-{handle.key}").start()
         return handle
 
+    def _count_running(self, change: int) -> None:
+        """Tell the cluster when this process's threads start and stop running tasks (its
+        zygote, if still starting, waits meanwhile: see ``LocalCluster.driver_busy``)."""
+        busy = getattr(self.runtime, "driver_busy", None)
+        with self._running_lock:  # held while telling: a pause never overtakes a resume
+            before = self._running
+            self._running += change
+            if busy is not None and (before == 0) != (self._running == 0):
+                busy(self._running > 0)
+
     def _run(self, handle: DriverTaskHandle, fn: Callable[..., Any],
              args: tuple[Any, ...]) -> None:
+        try:
+            self._run_task(handle, fn, args)
+        finally:
+            self._count_running(-1)
+
+    def _run_task(self, handle: DriverTaskHandle, fn: Callable[..., Any],
+                  args: tuple[Any, ...]) -> None:
         started = time.thread_time()
         error: BaseException | None = None
         exclusive = not any(map(_holds_blocks, args))

@@ -17,6 +17,7 @@ store and spill directories once no worker holds the session any longer, and exi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -37,17 +38,65 @@ _THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THR
 _CLEANUP_PATIENCE_S = 60.0
 
 
-def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
-    import importlib
+# The longest the zygote's imports wait, in all, for a driver that asked them to (see
+# ``Zygote.pause``): a driver that never says "resume" delays its workers by this much, no
+# more. (The environment variable is for tests.)
+_MAX_PAUSE_S = float(os.environ.get("ENGINE_ZYGOTE_MAX_PAUSE_S", "1.0"))
 
-    import numpy  # noqa: F401  (warm imports inherited by every worker)
-    import pyarrow
-    import pyarrow.ipc  # noqa: F401
 
-    for name in os.environ.get("ENGINE_ZYGOTE_PRELOAD", "").split(","):
-        if name:
+class _Preload:
+    """The zygote's warm imports, one module at a time, each after any pause the driver
+    asked for (a ``pause``/``resume`` line on the command pipe) and within ``_MAX_PAUSE_S``
+    in all. ``exit`` ends the process; any other line ends the pause and is kept for the
+    request loop (none comes before ``ready``: ``Zygote.fork`` waits for it)."""
+
+    def __init__(self, cmd_fd: int) -> None:
+        self.cmd_fd = cmd_fd
+        self.paused = False
+        self.pause_left = _MAX_PAUSE_S
+        self.pending: list[str] = []  # any other line, for the request loop
+
+    def run(self, names: list[str]) -> None:
+        import importlib
+
+        for name in names:
+            self._wait_while_paused()
             with contextlib.suppress(ImportError):  # a warm-up only: tasks import on demand
                 importlib.import_module(name)
+
+    def _wait_while_paused(self) -> None:
+        import select
+
+        timeout = 0.0
+        while True:
+            started = time.monotonic()
+            readable, _, _ = select.select([self.cmd_fd], [], [], timeout)
+            if self.paused:
+                self.pause_left -= time.monotonic() - started
+            if readable:
+                data = os.read(self.cmd_fd, 4096)
+                if not data:  # the driver is gone: what follows notices
+                    return
+                for line in data.decode().splitlines():
+                    op = json.loads(line).get("op") if line.strip() else None
+                    if op == "exit":
+                        os._exit(0)  # the driver shut down before we were ready
+                    if op not in ("pause", "resume"):
+                        self.pending.append(line)
+                        self.paused = False  # a request: the imports are wanted now
+                        continue
+                    self.paused = op == "pause"
+            if not self.paused or self.pause_left <= 0:
+                return
+            timeout = self.pause_left
+
+
+def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
+    # numpy and pyarrow first (every worker needs them), then the warm-up list.
+    preload = ["numpy", "pyarrow", "pyarrow.ipc",
+               *(n for n in os.environ.get("ENGINE_ZYGOTE_PRELOAD", "").split(",") if n)]
+    warm = _Preload(cmd_fd)
+    warm.run(preload)
 
     from engine.runtime import worker
     from engine.runtime.session_dirs import hold_session
@@ -62,10 +111,12 @@ def _serve(cmd_fd: int, reply_fd: int, driver_pid: int) -> None:
     replies = os.fdopen(reply_fd, "w")
     replies.write("ready\n")
     replies.flush()
-    for line in cmds:
+    for line in itertools.chain(warm.pending, cmds):
         request = json.loads(line)
         if request.get("op") == "exit":
             os._exit(0)  # a clean shutdown: the driver removes its own directories
+        if request.get("op") in ("pause", "resume"):
+            continue  # for the imports, which are done
         store_dir = request["store_dir"]
         if store_dir not in sessions:
             with contextlib.suppress(OSError):  # gone already: the worker sees that too
@@ -150,6 +201,22 @@ class Zygote:
         if not line:
             raise RuntimeError("the engine's zygote exited")
         return int(line)
+
+    def pause(self) -> None:
+        """Ask the zygote, if it is still importing, to wait (at most ``_MAX_PAUSE_S`` in
+        all) until :meth:`resume`: while this process's own threads keep every core busy
+        with work that needs no worker, its imports would only take CPU from them."""
+        self._tell(b'{"op": "pause"}\n')
+
+    def resume(self) -> None:
+        """Let the zygote's imports go on."""
+        self._tell(b'{"op": "resume"}\n')
+
+    def _tell(self, line: bytes) -> None:
+        if self._ready or self._closed:
+            return  # done importing (or gone): nothing to pause
+        with contextlib.suppress(OSError):  # a dead zygote: the cluster restarts it
+            os.write(self._cmd_w, line)  # one short write: atomic beside fork()'s
 
     def close(self) -> None:
         """Stop the zygote (idempotent); its workers are the cluster's to stop."""
