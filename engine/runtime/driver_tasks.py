@@ -109,14 +109,9 @@ class HeapBlockRef(BlockRef):
 class DriverTaskHandle(OutputStream):
     """One task on a driver thread: its outputs, completion and error."""
 
-    def take(self, max_items: int | None = None) -> list[Any]:
-        """Pop available outputs (at most ``max_items``): the task may run on."""
-        return self._pop(max_items)[0]
-
     def cancel(self) -> None:
         """Stop the task at its next output; outputs not yet taken are dropped."""
-        dropped = self._drop_all()
-        del dropped
+        self._drop_all()
 
     # -- the task's thread --------------------------------------------------------------
     def _offer(self, item: Any) -> bool:
@@ -127,11 +122,6 @@ class DriverTaskHandle(OutputStream):
             while len(self._outputs) >= self.credits and not self._cancelled:
                 self._cond.wait()
             return not self._cancelled
-
-    def _finish(self, error: BaseException | None, cpu_seconds: float) -> None:
-        self.cpu_seconds = cpu_seconds
-        if self._end(error):
-            self._notify_changed()
 
 
 class DriverTasks:

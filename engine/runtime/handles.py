@@ -27,13 +27,6 @@ class TaskHandle(OutputStream):
         self.arg_refs: list[Any] = []  # keeps input blocks alive while the task runs
 
     # -- called by the runtime's IO thread ---------------------------------------------
-    def _finish(self, error: BaseException | None = None, cpu_seconds: float = 0.0) -> None:
-        if self.done:
-            return
-        self.cpu_seconds = cpu_seconds
-        if self._end(error):
-            self._notify_changed()
-
     def _on_end(self) -> None:
         self.arg_refs = []
 

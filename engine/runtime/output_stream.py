@@ -56,6 +56,14 @@ class OutputStream:
             self._cond.notify_all()
         return True
 
+    def _finish(self, error: BaseException | None = None, cpu_seconds: float = 0.0) -> None:
+        """End the stream (once) with ``error`` or none, recording the task's CPU time."""
+        if self.done:
+            return
+        self.cpu_seconds = cpu_seconds
+        if self._end(error):
+            self._notify_changed()
+
     def _on_end(self) -> None:
         """Backend state to drop when the stream ends (called under the lock)."""
 

@@ -126,7 +126,8 @@ class RayTaskHandle(OutputStream):
     def _on_end(self) -> None:
         self._gen = None
 
-    def _finish(self, error: BaseException | None) -> None:
+    def _finish(self, error: BaseException | None = None, cpu_seconds: float = 0.0) -> None:
+        self.cpu_seconds = cpu_seconds or self.cpu_seconds
         if not self._end(error):
             return
         if isinstance(error, SystemException):
